@@ -1,0 +1,1 @@
+"""tndsl: tensor-network diagrams compiled to PyTorch, rendered, and rewritten."""

@@ -1,0 +1,106 @@
+"""Errors: one exception family for users, each message positioned in the source.
+
+Every static error reads ``FILE:LINE:COL: message`` followed by the source line and a
+caret under the culprit; call-time errors point at the definition being called.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Source",
+    "Span",
+    "TnError",
+    "TnSyntaxError",
+    "TnNameError",
+    "TnArityError",
+    "TnSizeError",
+    "TnDefinitionError",
+    "TnPatternError",
+    "TnCallError",
+    "TnNotSupportedError",
+]
+
+
+@dataclass(frozen=True)
+class Source:
+    """The text of a ``.tn`` program and the file name used in messages."""
+
+    text: str
+    filename: str = "<string>"
+
+    def line(self, number: int) -> str:
+        lines = self.text.splitlines()
+        return lines[number - 1] if 1 <= number <= len(lines) else ""
+
+
+@dataclass(frozen=True)
+class Span:
+    """A position in a source: 1-based line and column (end is exclusive)."""
+
+    line: int
+    col: int
+    end_line: int = 0
+    end_col: int = 0
+    source: Source | None = field(default=None, compare=False, repr=False)
+
+
+class TnError(Exception):
+    """Base class of every error tndsl reports to a user."""
+
+    def __init__(self, message: str, span: Span | None = None, hint: str | None = None):
+        self.message = message
+        self.span = span
+        self.hint = hint
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        span = self.span
+        if span is None:
+            text = f"<unknown>: {self.message}"
+        else:
+            name = span.source.filename if span.source else "<string>"
+            text = f"{name}:{span.line}:{span.col}: {self.message}"
+            if span.source is not None:
+                line = span.source.line(span.line)
+                if line:
+                    width = 1
+                    if span.end_line == span.line and span.end_col > span.col:
+                        width = span.end_col - span.col
+                    text += f"\n    {line}\n    {' ' * (span.col - 1)}{'^' * width}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class TnSyntaxError(TnError):
+    """The text does not follow the grammar."""
+
+
+class TnNameError(TnError):
+    """An unknown tensor, definition, pattern, label or function name."""
+
+
+class TnArityError(TnError):
+    """A tensor used with the wrong number of labels or arguments."""
+
+
+class TnSizeError(TnError):
+    """A leg size that conflicts with another or cannot be inferred."""
+
+
+class TnDefinitionError(TnError):
+    """Duplicate, cyclic or otherwise malformed definitions and declarations."""
+
+
+class TnPatternError(TnError):
+    """Invalid parameters of an index pattern (Π)."""
+
+
+class TnCallError(TnError):
+    """Wrong arguments when calling a compiled function."""
+
+
+class TnNotSupportedError(TnError):
+    """A construct that parses but is not supported (yet)."""

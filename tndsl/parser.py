@@ -1,0 +1,210 @@
+"""Parsing ``.tn`` text into the AST (lark LALR, positions kept, errors positioned)."""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+import lark
+from lark import Lark, Token, Transformer, v_args
+from lark.lexer import PatternStr
+
+from . import ast
+from .errors import Source, Span, TnSyntaxError
+
+__all__ = ["parse", "grammar_text"]
+
+_TERMINAL_NAMES = {
+    "NAME": "a name",
+    "INT": "an integer",
+    "NUMBER": "a number",
+    "STRING": "a quoted string",
+    "_NL": "end of line",
+    "$END": "end of input",
+}
+
+
+def grammar_text() -> str:
+    """The grammar, from inside the installed package or, in a checkout, ``grammars/``."""
+    packaged = resources.files("tndsl").joinpath("tn.lark")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parent.parent / "grammars" / "tn.lark").read_text(encoding="utf-8")
+
+
+class _BracketNewlines:
+    """Post-lexer: drop newlines inside () and [] so expressions can span lines."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        depth = 0
+        for token in stream:
+            if token.type in ("LPAR", "LSQB"):
+                depth += 1
+            elif token.type in ("RPAR", "RSQB"):
+                depth = max(0, depth - 1)
+            elif token.type == "_NL" and depth:
+                continue
+            yield token
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(
+        grammar_text(),
+        start="program",
+        parser="lalr",
+        lexer="contextual",
+        postlex=_BracketNewlines(),
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+def parse(text: str, filename: str = "<string>") -> ast.Program:
+    """Parse a program; raise :class:`TnSyntaxError` with position on bad input."""
+    source = Source(text, filename)
+    parser = _parser()
+    try:
+        tree = parser.parse(text if text.endswith("\n") else text + "\n")
+    except lark.exceptions.UnexpectedInput as error:
+        raise _syntax_error(error, source, parser) from None
+    try:
+        return _ToAst(source).transform(tree)
+    except lark.exceptions.VisitError as error:
+        raise error.orig_exc from None
+
+
+def _describe(terminal: str, parser: Lark) -> str:
+    if terminal in _TERMINAL_NAMES:
+        return _TERMINAL_NAMES[terminal]
+    for definition in parser.terminals:
+        if definition.name == terminal and isinstance(definition.pattern, PatternStr):
+            return repr(definition.pattern.value)
+    return terminal.lower()
+
+
+def _syntax_error(error: lark.exceptions.UnexpectedInput, source: Source, parser: Lark) -> TnSyntaxError:
+    line = max(1, getattr(error, "line", 1) or 1)
+    col = max(1, getattr(error, "column", 1) or 1)
+    if isinstance(error, lark.exceptions.UnexpectedCharacters):
+        char = source.text[error.pos_in_stream] if error.pos_in_stream < len(source.text) else ""
+        message = f"unexpected character {char!r}"
+    elif isinstance(error, lark.exceptions.UnexpectedToken):
+        token = error.token
+        if token.type == "$END":
+            message = "unexpected end of input"
+            lines = source.text.splitlines() or [""]
+            line, col = len(lines), len(lines[-1]) + 1
+        elif token.type == "_NL":
+            message = "unexpected end of line"
+        else:
+            message = f"unexpected {str(token)!r}"
+        expected = sorted({_describe(name, parser) for name in error.expected if name != "_NL" and not name.startswith("__")})
+        if expected:
+            message += "; expected " + (", ".join(expected[:-1]) + " or " + expected[-1] if len(expected) > 1 else expected[0])
+    else:
+        message = "unexpected end of input"
+    return TnSyntaxError(message, Span(line, col, line, col + 1, source))
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """lark tree → AST, attaching spans."""
+
+    def __init__(self, source: Source):
+        super().__init__()
+        self.source = source
+
+    def _span(self, meta) -> Span | None:
+        if getattr(meta, "empty", True):
+            return None
+        return Span(meta.line, meta.column, meta.end_line, meta.end_column, self.source)
+
+    def _token_span(self, token: Token) -> Span:
+        return Span(token.line, token.column, token.end_line or token.line, token.end_column or token.column + 1, self.source)
+
+    def program(self, meta, children):
+        return ast.Program(tuple(children))
+
+    def input_decl(self, meta, children):
+        name, *axes = children
+        return ast.InputDecl(str(name), tuple(axes), self._token_span(name))
+
+    def size_decl(self, meta, children):
+        name = children[0]
+        value = int(children[1]) if len(children) > 1 else None
+        return ast.SizeDecl(str(name), value, self._token_span(name))
+
+    def pattern_decl(self, meta, children):
+        name, kind, *params = children
+        return ast.PatternDecl(str(name), str(kind), tuple(params), self._token_span(kind))
+
+    def param(self, meta, children):
+        name, value = children
+        return ast.Param(str(name), value, self._span(meta))
+
+    def int_value(self, meta, children):
+        return int(children[0])
+
+    def pair_value(self, meta, children):
+        return (int(children[0]), int(children[1]))
+
+    def string_value(self, meta, children):
+        return str(children[0])[1:-1]
+
+    def definition(self, meta, children):
+        name, *rest = children
+        output = rest[0] if len(rest) == 2 else None
+        return ast.Definition(str(name), output, rest[-1], self._token_span(name))
+
+    def output(self, meta, children):
+        return tuple(children)
+
+    def axis(self, meta, children):
+        return ast.Axis((children[0],), False, children[0].span)
+
+    def group(self, meta, children):
+        return ast.Axis(tuple(children), True, self._span(meta))
+
+    def label(self, meta, children):
+        return ast.Label(str(children[0]), self._token_span(children[0]))
+
+    def labels(self, meta, children):
+        return tuple(children)
+
+    def factor(self, meta, children):
+        name, *labels = children
+        return ast.Factor(str(name), tuple(labels), self._span(meta))
+
+    def call(self, meta, children):
+        name, *rest = children
+        labels = rest.pop() if rest and isinstance(rest[-1], tuple) else None
+        return ast.Call(str(name), tuple(rest), labels, self._span(meta))
+
+    def number(self, meta, children):
+        text = str(children[0])
+        value: int | float = int(text) if text.isdigit() else float(text)
+        if value == float("inf"):
+            raise TnSyntaxError(f"number {text} is too large", self._span(meta))
+        return ast.Number(value, self._span(meta))
+
+    def size_ref(self, meta, children):
+        return ast.SizeRef(children[0], self._span(meta))
+
+    def _binop(op):  # noqa: N805 - builds methods
+        def method(self, meta, children):
+            return ast.BinOp(op, children[0], children[1], self._span(meta))
+
+        return method
+
+    add = _binop("+")
+    sub = _binop("-")
+    mul = _binop("*")
+    div = _binop("/")
+
+    def neg(self, meta, children):
+        return ast.Neg(children[0], self._span(meta))

@@ -1,0 +1,148 @@
+"""Index patterns Π: the tensor that turns convolution into a tensor network.
+
+``Π[i, o, k] = 1`` iff ``i = o·stride + k·dilation − pad_left`` with ``0 ≤ i < I``, else 0.
+Size rules (DESIGN §3):
+
+- forward: ``O = ⌊(I + pad_left + pad_right − dilation·(K−1) − 1) / stride⌋ + 1``;
+- transpose: ``I = (O−1)·stride − pad_left − pad_right + dilation·(K−1) + 1 + output_padding``;
+- kernel: ``K`` follows from ``I`` and ``O`` only where that is unique, which holds exactly
+  when ``stride ≤ dilation`` and the padding does not depend on ``K`` (not ``'same'``).
+
+``'same'`` pads ``dilation·(K−1)`` in total, ``total // 2`` on the left (stride 1 only, as
+torch); ``'valid'`` pads nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["PatternSpec", "PatternParamError", "PATTERN_KINDS"]
+
+PATTERN_KINDS = ("conv",)
+PARAMS = ("stride", "padding", "dilation", "output_padding")
+
+
+class PatternParamError(ValueError):
+    """Raised by :meth:`PatternSpec.create` with the offending parameter's name."""
+
+    def __init__(self, param: str, message: str):
+        self.param = param
+        super().__init__(message)
+
+
+Padding = tuple[int, int] | str
+
+
+@dataclass(frozen=True)
+class PatternSpec:
+    """Parameters of one convolution index pattern ``conv(...)``."""
+
+    stride: int = 1
+    padding: Padding = (0, 0)
+    dilation: int = 1
+    output_padding: int = 0
+
+    @staticmethod
+    def create(**params: object) -> "PatternSpec":
+        """Validate user parameters (ints, a pair, ``'same'``/``'valid'``) into a spec."""
+        for name in params:
+            if name not in PARAMS:
+                raise PatternParamError(name, f"unknown parameter {name!r} of conv(); expected one of {', '.join(PARAMS)}")
+        stride = _positive(params, "stride")
+        dilation = _positive(params, "dilation")
+        output_padding = params.get("output_padding", 0)
+        if not isinstance(output_padding, int) or isinstance(output_padding, bool) or output_padding < 0:
+            raise PatternParamError("output_padding", "output_padding must be a non-negative integer")
+        if output_padding >= stride:
+            raise PatternParamError(
+                "output_padding", f"output_padding must be smaller than stride ({output_padding} >= {stride})"
+            )
+        padding = params.get("padding", 0)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise PatternParamError("padding", f"padding must be an integer, a pair, 'same' or 'valid', not {padding!r}")
+            if padding == "same" and stride != 1:
+                raise PatternParamError("padding", "padding='same' needs stride=1 (as in torch)")
+            pad: Padding = (0, 0) if padding == "valid" else "same"
+        elif isinstance(padding, tuple):
+            if len(padding) != 2 or any(not isinstance(p, int) or p < 0 for p in padding):
+                raise PatternParamError("padding", "padding pair must be two non-negative integers (left, right)")
+            pad = (padding[0], padding[1])
+        elif isinstance(padding, int) and not isinstance(padding, bool):
+            if padding < 0:
+                raise PatternParamError("padding", f"padding must be non-negative, not {padding}")
+            pad = (padding, padding)
+        else:
+            raise PatternParamError("padding", f"padding must be an integer, a pair, 'same' or 'valid', not {padding!r}")
+        return PatternSpec(stride, pad, dilation, output_padding)
+
+    # -- size rules -------------------------------------------------------------------
+    def pads(self, kernel: int) -> tuple[int, int]:
+        """Left and right padding for kernel size ``kernel``."""
+        if self.padding == "same":
+            total = self.dilation * (kernel - 1)
+            return total // 2, total - total // 2
+        assert isinstance(self.padding, tuple)
+        return self.padding
+
+    def out_size(self, in_size: int, kernel: int) -> int:
+        left, right = self.pads(kernel)
+        return (in_size + left + right - self.dilation * (kernel - 1) - 1) // self.stride + 1
+
+    def in_size(self, out_size: int, kernel: int) -> int:
+        left, right = self.pads(kernel)
+        return (out_size - 1) * self.stride - left - right + self.dilation * (kernel - 1) + 1 + self.output_padding
+
+    @property
+    def kernel_inferable(self) -> bool:
+        """Whether ``K`` is determined by ``I`` and ``O`` (see module docstring)."""
+        return self.padding != "same" and self.stride <= self.dilation
+
+    def kernel_size(self, in_size: int, out_size: int) -> int | None:
+        """The kernel size matching ``in_size`` and ``out_size``; None if none exists."""
+        assert self.kernel_inferable
+        left, right = self.pads(1)
+        # O - 1 = floor((I + pads - 1 - d (K - 1)) / s) and d >= s: at most one K fits.
+        span = in_size + left + right - 1
+        for kernel in range(max(1, (span - out_size * self.stride) // self.dilation), span // self.dilation + 2):
+            if kernel >= 1 and self.out_size(in_size, kernel) == out_size:
+                return kernel
+        return None
+
+    # -- values -----------------------------------------------------------------------
+    def dense(self, in_size: int, out_size: int, kernel: int, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+        """The materialized Π of shape ``[I, O, K]``."""
+        left, _ = self.pads(kernel)
+        o = torch.arange(out_size, device=device).view(-1, 1)
+        k = torch.arange(kernel, device=device).view(1, -1)
+        i = o * self.stride + k * self.dilation - left
+        valid = (i >= 0) & (i < in_size)
+        result = torch.zeros(in_size, out_size, kernel, dtype=dtype, device=device)
+        oo, kk = torch.nonzero(valid, as_tuple=True)
+        result[i[oo, kk], oo, kk] = 1
+        return result
+
+    def describe(self) -> str:
+        """Canonical ``.tn`` text of the parameters, e.g. ``conv(stride=2, padding=1)``."""
+        parts = []
+        if self.stride != 1:
+            parts.append(f"stride={self.stride}")
+        if self.padding == "same":
+            parts.append("padding='same'")
+        elif self.padding != (0, 0):
+            left, right = self.padding
+            parts.append(f"padding={left}" if left == right else f"padding=({left}, {right})")
+        if self.dilation != 1:
+            parts.append(f"dilation={self.dilation}")
+        if self.output_padding:
+            parts.append(f"output_padding={self.output_padding}")
+        return f"conv({', '.join(parts)})"
+
+
+def _positive(params: dict, name: str) -> int:
+    value = params.get(name, 1)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise PatternParamError(name, f"{name} must be a positive integer, not {value!r}")
+    return value

@@ -1,0 +1,79 @@
+"""Printing the AST back as canonical ``.tn`` text (``parse(format(p)) == p``)."""
+
+from __future__ import annotations
+
+from . import ast
+
+__all__ = ["format_program", "format_statement", "format_expr"]
+
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
+_UNARY = 3
+_ATOM = 4
+
+
+def format_program(program: ast.Program) -> str:
+    return "".join(format_statement(statement) + "\n" for statement in program.statements)
+
+
+def format_axes(axes: tuple[ast.Axis, ...]) -> str:
+    return "[" + ", ".join(_axis(axis) for axis in axes) + "]"
+
+
+def _axis(axis: ast.Axis) -> str:
+    names = " ".join(label.name for label in axis.labels)
+    return f"({names})" if axis.grouped else names
+
+
+def _labels(labels: tuple[ast.Label, ...]) -> str:
+    return "[" + ", ".join(label.name for label in labels) + "]"
+
+
+def _param_value(value: int | tuple[int, int] | str) -> str:
+    if isinstance(value, tuple):
+        return f"({value[0]}, {value[1]})"
+    if isinstance(value, str):
+        return f"'{value}'"
+    return str(value)
+
+
+def format_statement(statement: ast.Statement) -> str:
+    if isinstance(statement, ast.InputDecl):
+        return f"input {statement.name}{format_axes(statement.axes)}"
+    if isinstance(statement, ast.SizeDecl):
+        return f"size {statement.name}" + ("" if statement.value is None else f" = {statement.value}")
+    if isinstance(statement, ast.PatternDecl):
+        params = ", ".join(f"{p.name}={_param_value(p.value)}" for p in statement.params)
+        return f"pattern {statement.name} = {statement.kind}({params})"
+    output = "" if statement.output is None else format_axes(statement.output)
+    return f"{statement.name}{output} = {format_expr(statement.expr)}"
+
+
+def _precedence(expr: ast.Expr) -> int:
+    if isinstance(expr, ast.BinOp):
+        return _PRECEDENCE[expr.op]
+    if isinstance(expr, ast.Neg):
+        return _UNARY
+    return _ATOM
+
+
+def format_expr(expr: ast.Expr) -> str:
+    if isinstance(expr, ast.Factor):
+        return expr.name + _labels(expr.labels)
+    if isinstance(expr, ast.Call):
+        text = f"{expr.func}({', '.join(arg.name for arg in expr.args)})"
+        return text + ("" if expr.labels is None else _labels(expr.labels))
+    if isinstance(expr, ast.Number):
+        return repr(expr.value)
+    if isinstance(expr, ast.SizeRef):
+        return f"|{expr.label.name}|"
+    if isinstance(expr, ast.Neg):
+        inner = format_expr(expr.operand)
+        return "-" + (inner if _precedence(expr.operand) >= _UNARY else f"({inner})")
+    level = _PRECEDENCE[expr.op]
+    left = format_expr(expr.left)
+    right = format_expr(expr.right)
+    if _precedence(expr.left) < level:
+        left = f"({left})"
+    if _precedence(expr.right) <= level:
+        right = f"({right})"
+    return f"{left} {expr.op} {right}"
