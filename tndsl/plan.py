@@ -1,0 +1,242 @@
+"""Planning a network for one shape signature and emitting its straight-line code.
+
+Per term: deltas are merged away (their legs renamed to one label), constants (Π) are
+materialized and folded at plan time, each operand is reduced over legs nobody else
+needs, and the rest is contracted pairwise in the order opt_einsum finds. The code runs
+two-operand einsums only; nothing is searched per call.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import opt_einsum as oe
+import torch
+
+from .codegen import Emitter, einsum_equation
+from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, Network, Term
+
+__all__ = ["Signature", "plan"]
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a plan depends on besides the network: shapes, dtype, device, sizes."""
+
+    shapes: tuple[tuple[int, ...], ...]
+    dtypes: tuple[torch.dtype, ...]
+    device: torch.device
+    dtype: torch.dtype  # the promoted dtype of the computation
+    sizes: tuple[tuple[str, int], ...]  # every label's size
+
+
+@dataclass
+class _Operand:
+    """A tensor in flight: a code expression (or a constant value) and its labels."""
+
+    labels: tuple[str, ...]
+    code: str | None = None
+    value: torch.Tensor | None = None
+
+    @property
+    def constant(self) -> bool:
+        return self.value is not None
+
+
+class _Arguments:
+    """Arguments cast to the computation's dtype and split per use (emitted once each)."""
+
+    def __init__(self, emit: Emitter, signature: Signature, sizes: Mapping[str, int], params: Mapping[str, str]):
+        self.emit, self.signature, self.sizes, self.params = emit, signature, sizes, params
+        self.shapes = dict(zip(params, signature.shapes))
+        self.dtypes = dict(zip(params, signature.dtypes))
+        self.done: dict[tuple, str] = {}
+
+    def __call__(self, tensor) -> str:
+        split = tuple(self.sizes[leg] for leg in tensor.legs)
+        key = (tensor.name, split)
+        if key not in self.done:
+            code = self.params[tensor.name]
+            if self.dtypes[tensor.name] != self.signature.dtype:
+                code = self.emit.assign(f"{code}.to({self.signature.dtype})", "x")
+            if split != tuple(self.shapes[tensor.name]):
+                code = self.emit.assign(f"{code}.reshape({_tuple(split)})", "x")
+            self.done[key] = code
+        return self.done[key]
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, label: str) -> str:
+        parent = self.parent.setdefault(label, label)
+        if parent != label:
+            parent = self.parent[label] = self.find(parent)
+        return parent
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+
+
+def plan(network: Network, signature: Signature, lowering: bool = True) -> tuple[object, str]:
+    """Emit and compile the function computing ``network`` for ``signature``."""
+    sizes = dict(signature.sizes)
+    emit = Emitter()
+    params = [f"a{i}" for i in range(len(network.inputs))]
+    prepared = _Arguments(emit, signature, sizes, dict(zip((spec.name for spec in network.inputs), params)))
+    legs = network.output_legs
+    results = [_term(term, network, sizes, signature, prepared, emit, lowering) for term in network.terms]
+    result = results[0]
+    for other in results[1:]:
+        result = emit.assign(f"{result} + {other}", "s")
+    flat = tuple(sizes[leg] for leg in legs)
+    grouped = tuple(math.prod(sizes[leg] for leg in group) for group in network.output)
+    if any(_broadcasts(term, legs) for term in network.terms) and len(results) == 1:
+        result = emit.assign(f"{result}.contiguous()", "y")
+    if grouped != flat:
+        result = emit.assign(f"{result}.reshape({_tuple(grouped)})", "y")
+    doc = f"tndsl network {network.name!r} for shapes {list(signature.shapes)}"
+    return emit.compile("tn_" + _identifier(network.name), params, result, doc)
+
+
+def _identifier(name: str) -> str:
+    return name if name.isidentifier() else "network"
+
+
+def _tuple(values: Sequence[int]) -> str:
+    return "(" + "".join(f"{int(v)}, " for v in values) + ")"
+
+
+def _broadcasts(term: Term, legs: Sequence[str]) -> bool:
+    present = set(term.labels)
+    return any(leg not in present for leg in legs) or len(set(legs)) != len(legs)
+
+
+def _term(term: Term, network: Network, sizes, signature, prepared, emit: Emitter, lowering: bool) -> str:
+    """Code for one product term, shaped as the (ungrouped) output."""
+    merge = _UnionFind()
+    for tensor in term.tensors:
+        if tensor.kind == KIND_DELTA:
+            for leg in tensor.legs[1:]:
+                merge.union(tensor.legs[0], leg)
+    output = tuple(merge.find(leg) for leg in network.output_legs)
+    operands: list[_Operand] = []
+    for tensor in term.tensors:
+        labels = tuple(merge.find(leg) for leg in tensor.legs)
+        if tensor.kind == KIND_INPUT:
+            operands.append(_Operand(labels, code=prepared(tensor)))
+        elif tensor.kind == KIND_PATTERN:
+            spec = network.pattern(tensor.name)
+            i, o, k = (sizes[leg] for leg in tensor.legs)
+            operands.append(_Operand(labels, value=_dense(spec, i, o, k, signature)))
+    present = {label for op in operands for label in op.labels}
+    coeff = term.coeff.evaluate(sizes)
+    # labels only deltas touched: summed ones scale the term, open ones broadcast
+    loose = {merge.find(leg) for t in term.tensors for leg in t.legs} - present - set(output)
+    coeff *= math.prod(sizes[label] for label in loose)
+    keep = tuple(dict.fromkeys(label for label in output if label in present))
+    if not operands:
+        code = emit.constant(torch.ones((), dtype=signature.dtype, device=signature.device))
+    else:
+        code = _contract(operands, keep, sizes, emit)
+    if coeff != 1.0:
+        code = emit.assign(f"{code} * {coeff!r}")
+    return _shape_output(code, keep, output, sizes, emit)
+
+
+def _contract(operands: list[_Operand], keep: tuple[str, ...], sizes: Mapping[str, int], emit: Emitter) -> str:
+    """Contract operands down to labels ``keep`` (in that order); return the code name."""
+    operands = [_reduce(op, operands, keep, emit) for op in operands]
+    if len(operands) > 1:
+        path = _path(operands, keep, sizes)
+        for i, j in path:
+            a, b = operands[i], operands[j]
+            rest = [op for n, op in enumerate(operands) if n not in (i, j)]
+            needed = set(keep).union(*(op.labels for op in rest))
+            labels = tuple(dict.fromkeys(l for l in a.labels + b.labels if l in needed))
+            if not rest:
+                labels = keep
+            operands = rest + [_pair(a, b, labels, emit)]
+    (last,) = operands
+    if last.labels != keep:
+        last = _single(last, keep, emit)
+    if last.constant:
+        return emit.constant(last.value)
+    return last.code
+
+
+def _reduce(op: _Operand, operands: list[_Operand], keep: tuple[str, ...], emit: Emitter) -> _Operand:
+    """Sum out legs only this operand has, and take diagonals of repeated legs."""
+    others = set(keep).union(*(o.labels for o in operands if o is not op))
+    labels = tuple(dict.fromkeys(l for l in op.labels if l in others))
+    if labels == op.labels:
+        return op
+    return _single(op, labels, emit)
+
+
+def _single(op: _Operand, labels: tuple[str, ...], emit: Emitter) -> _Operand:
+    equation = einsum_equation([op.labels], labels)
+    if op.constant:
+        return _Operand(labels, value=torch.einsum(equation, op.value))
+    inputs, _ = equation.split("->")
+    if sorted(inputs) == sorted(_) and len(set(inputs)) == len(inputs):
+        order = [op.labels.index(label) for label in labels]
+        return _Operand(labels, code=emit.assign(f"{op.code}.permute({_tuple(order)})"))
+    return _Operand(labels, code=emit.assign(f"torch.einsum({equation!r}, {op.code})"))
+
+
+def _pair(a: _Operand, b: _Operand, labels: tuple[str, ...], emit: Emitter) -> _Operand:
+    equation = einsum_equation([a.labels, b.labels], labels)
+    if a.constant and b.constant:
+        return _Operand(labels, value=torch.einsum(equation, a.value, b.value))
+    x = emit.constant(a.value) if a.constant else a.code
+    y = emit.constant(b.value) if b.constant else b.code
+    return _Operand(labels, code=emit.assign(f"torch.einsum({equation!r}, {x}, {y})"))
+
+
+def _path(operands: list[_Operand], keep: tuple[str, ...], sizes: Mapping[str, int]) -> list[tuple[int, int]]:
+    symbols: dict[str, str] = {}
+    for label in [l for op in operands for l in op.labels] + list(keep):
+        symbols.setdefault(label, oe.get_symbol(len(symbols)))
+    equation = ",".join("".join(symbols[l] for l in op.labels) for op in operands) + "->" + "".join(symbols[l] for l in keep)
+    shapes = [tuple(sizes[l] for l in op.labels) for op in operands]
+    strategy = "optimal" if len(operands) <= 6 else ("dp" if len(operands) <= 16 else "greedy")
+    path, _ = oe.contract_path(equation, *shapes, shapes=True, optimize=strategy)
+    return [tuple(sorted(step)) for step in path]
+
+
+def _shape_output(code: str, have: tuple[str, ...], output: tuple[str, ...], sizes, emit: Emitter) -> str:
+    """Broadcast missing output legs and embed repeated ones as diagonals."""
+    unique = tuple(dict.fromkeys(output))
+    if have != unique:
+        index = ", ".join(":" if label in have else "None" for label in unique)
+        code = emit.assign(f"{code}[{index}]" if have else f"{code}.reshape({_tuple([1] * len(unique))})")
+        code = emit.assign(f"{code}.expand({_tuple(sizes[label] for label in unique)})")
+    if unique != output:
+        # a leg repeated in the output: write into the generalized diagonal of a zero tensor
+        full = emit.assign(f"{code}.new_zeros({_tuple(sizes[label] for label in output)})", "z")
+        strides = [0] * len(unique)
+        stride = 1
+        for position in reversed(range(len(output))):
+            strides[unique.index(output[position])] += stride
+            stride *= sizes[output[position]]
+        emit.lines.append(
+            f"{full}.as_strided({_tuple(sizes[label] for label in unique)}, {_tuple(strides)}).copy_({code})"
+        )
+        code = full
+    return code
+
+
+_DENSE_CACHE: dict[tuple, torch.Tensor] = {}
+
+
+def _dense(spec, i: int, o: int, k: int, signature: Signature) -> torch.Tensor:
+    key = (spec, i, o, k, signature.dtype, signature.device)
+    if key not in _DENSE_CACHE:
+        _DENSE_CACHE[key] = spec.dense(i, o, k, signature.dtype, signature.device)
+    return _DENSE_CACHE[key]

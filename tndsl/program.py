@@ -1,0 +1,169 @@
+"""Programs and their compiled functions: argument checks, plan caching, calling."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from . import ast
+from .build import build
+from .errors import TnCallError, TnError
+from .ir import Network
+from .parser import parse
+from .plan import Signature, plan
+from .sizes import solve
+
+__all__ = ["Program", "Function", "compile", "load"]
+
+
+def _lowering_default() -> bool:
+    return os.environ.get("TNDSL_LOWERING", "1").lower() not in ("0", "false", "off", "no")
+
+
+class Function:
+    """A compiled definition: call it with torch tensors (positional or by input name)."""
+
+    def __init__(self, network: Network, lowering: bool | None = None):
+        self.network = network
+        self.lowering = _lowering_default() if lowering is None else lowering
+        self._cache: dict[tuple, tuple[Any, str]] = {}
+        self._keywords = tuple(dict.fromkeys(v for _, v in network.sizes if isinstance(v, str)))
+
+    @property
+    def name(self) -> str:
+        return self.network.name
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.network.inputs)
+
+    def __repr__(self) -> str:
+        args = ", ".join(self.inputs + tuple(f"{k}=" for k in self._keywords))
+        return f"<tndsl function {self.name}({args})>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        tensors, keywords = self._bind(args, kwargs)
+        key = (
+            tuple(t.shape for t in tensors),
+            tuple(t.dtype for t in tensors),
+            tuple(t.device for t in tensors),
+            tuple(keywords.items()),
+        )
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._cache[key] = self._plan(tensors, keywords)
+        return entry[0](*tensors)
+
+    def source(self, *args: Any, **kwargs: Any) -> str:
+        """The generated Python source for these arguments' shapes, dtypes and device."""
+        tensors, keywords = self._bind(args, kwargs)
+        return self._plan(tensors, keywords)[1]
+
+    # -- internals ----------------------------------------------------------------------
+    def _error(self, message: str) -> TnCallError:
+        return TnCallError(f"calling '{self.name}': {message}", self.network.span)
+
+    def _bind(self, args: tuple, kwargs: dict) -> tuple[list[torch.Tensor], dict[str, int]]:
+        names = self.inputs
+        if len(args) > len(names):
+            raise self._error(f"takes {len(names)} tensor arguments ({', '.join(names)}) but {len(args)} were given")
+        bound: dict[str, Any] = dict(zip(names, args))
+        keywords: dict[str, int] = {}
+        for key, value in kwargs.items():
+            if key in names:
+                if key in bound:
+                    raise self._error(f"argument '{key}' given twice")
+                bound[key] = value
+            elif key in self._keywords:
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise self._error(f"size '{key}' must be a positive integer, not {value!r}")
+                keywords[key] = value
+            else:
+                expected = ", ".join(names + self._keywords)
+                raise self._error(f"unexpected argument '{key}' (expected {expected})")
+        missing = [n for n in names if n not in bound]
+        if missing:
+            raise self._error(f"missing tensor argument(s): {', '.join(missing)}")
+        missing = [k for k in self._keywords if k not in keywords]
+        if missing:
+            raise self._error(f"missing size keyword argument(s): {', '.join(f'{k}=' for k in missing)}")
+        tensors = []
+        for spec in self.network.inputs:
+            value = bound[spec.name]
+            if not isinstance(value, torch.Tensor):
+                raise self._error(f"argument '{spec.name}' must be a torch.Tensor, not {type(value).__name__}")
+            if value.dim() != len(spec.axes):
+                axes = ", ".join("(" + " ".join(a) + ")" if len(a) > 1 else a[0] for a in spec.axes)
+                raise self._error(
+                    f"argument '{spec.name}' must have {len(spec.axes)} axes [{axes}], got shape {tuple(value.shape)}"
+                )
+            tensors.append(value)
+        devices = {t.device for t in tensors}
+        if len(devices) > 1:
+            raise self._error(f"arguments are on different devices: {', '.join(sorted(map(str, devices)))}")
+        return tensors, keywords
+
+    def _plan(self, tensors: list[torch.Tensor], keywords: dict[str, int]):
+        values, unknown = solve(self.network, [tuple(t.shape) for t in tensors], keywords)
+        assert not unknown, unknown  # the static check guarantees every size is inferable
+        dtype = torch.get_default_dtype()
+        if tensors:
+            dtype = tensors[0].dtype
+            for t in tensors[1:]:
+                dtype = torch.promote_types(dtype, t.dtype)
+        device = tensors[0].device if tensors else torch.device("cpu")
+        signature = Signature(
+            tuple(tuple(t.shape) for t in tensors),
+            tuple(t.dtype for t in tensors),
+            device,
+            dtype,
+            tuple(sorted(values.items())),
+        )
+        return plan(self.network, signature, self.lowering)
+
+
+class Program:
+    """A parsed and built ``.tn`` program: one :class:`Function` per definition."""
+
+    def __init__(self, text: str, filename: str = "<string>", lowering: bool | None = None):
+        self.text = text
+        self.filename = filename
+        self.ast: ast.Program = parse(text, filename)
+        self.declarations, self.networks = build(self.ast)
+        self.functions = {name: Function(net, lowering) for name, net in self.networks.items()}
+
+    def __getitem__(self, name: str) -> Function:
+        try:
+            return self.functions[name]
+        except KeyError:
+            raise KeyError(f"no definition named {name!r}; defined: {', '.join(self.functions)}") from None
+
+    def __getattr__(self, name: str) -> Function:
+        functions = self.__dict__.get("functions", {})
+        if name in functions:
+            return functions[name]
+        raise AttributeError(f"no definition named {name!r}; defined: {', '.join(functions)}")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.functions)
+
+    def __repr__(self) -> str:
+        return f"<tndsl program {self.filename}: {', '.join(self.functions)}>"
+
+
+def compile(text: str, filename: str = "<string>", lowering: bool | None = None) -> Program:  # noqa: A001
+    """Parse, check and build a program; its definitions compile lazily per shape."""
+    return Program(text, filename, lowering)
+
+
+def load(path: str | os.PathLike, lowering: bool | None = None) -> Program:
+    """Load a ``.tn`` file; messages name it by the path given."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise TnError(f"cannot read {path}: {error.strerror}") from None
+    return Program(text, str(path), lowering)
