@@ -150,7 +150,7 @@ class Builder:
         self.done: dict[str, Network] = {}
         self.active: list[str] = []
         # derived forms (grad/vjp/jvp/vmap): set by the rewrite module when available
-        self.derive: Callable[["Builder", ast.Call, str, tuple[ast.Axis, ...] | None], Network] | None = None
+        self.derive: Callable[["Builder", ast.Call, str, tuple[ast.Axis, ...] | None], Network] | None = __import__(__package__ + ".derive", fromlist=["derive_hook"]).derive_hook
 
     # -- definitions -------------------------------------------------------------------
     def network(self, name: str, span: Span | None = None) -> Network:
@@ -187,7 +187,7 @@ class Builder:
         assert definition.output is not None
         output_labels = [label for axis in definition.output for label in axis.labels]
         _check_unique(output_labels, f"the output of {definition.name}")
-        spans: dict[str, Span | None] = {}
+        spans: dict[str, Span | None] = {label.name: label.span for label in output_labels}
         sizes: dict[str, int | str] = {}
         terms = self.expand(definition.expr, spans, sizes)
         output = tuple(tuple(label.name for label in axis.labels) for axis in definition.output)
@@ -229,7 +229,8 @@ class Builder:
         )
         _, unknown = solve(network, None)
         if unknown:
-            label = unknown[0]
+            kernels = [t.legs[2] for term in final for t in term.tensors if t.kind == KIND_PATTERN]
+            label = min(unknown, key=lambda leg: leg not in kernels)
             raise TnSizeError(
                 f"cannot infer the size of leg '{label}' in '{name}'",
                 spans.get(label) or span,
@@ -259,11 +260,18 @@ class Builder:
                 return [
                     _Term(a.coeff * b.coeff, a.tensors + b.tensors, a.mentioned | b.mentioned) for a in left for b in right
                 ]
-            if len(right) != 1 or right[0].tensors or right[0].mentioned:
+            if any(t.tensors or t.mentioned for t in right):
                 raise TnDefinitionError("'/' divides by numbers and sizes only", expr.right.span or expr.span)
-            if right[0].coeff.value == 0:
+            merged: dict[tuple, float] = {}
+            for t in right:
+                merged[t.coeff.sizes] = merged.get(t.coeff.sizes, 0.0) + t.coeff.value
+            merged = {powers: value for powers, value in merged.items() if value != 0}
+            if not merged:
                 raise TnDefinitionError("division by zero", expr.right.span or expr.span)
-            inverse = right[0].coeff.inverse()
+            if len(merged) > 1:
+                raise TnDefinitionError("'/' cannot divide by a sum of sizes", expr.right.span or expr.span)
+            ((powers, value),) = merged.items()
+            inverse = Coeff(value, powers).inverse()
             return [_Term(t.coeff * inverse, t.tensors, t.mentioned) for t in left]
         if isinstance(expr, ast.Call):
             if expr.labels is None:

@@ -58,7 +58,7 @@ class TnError(Exception):
     def _format(self) -> str:
         span = self.span
         if span is None:
-            text = f"<unknown>: {self.message}"
+            text = self.message
         else:
             name = span.source.filename if span.source else "<string>"
             text = f"{name}:{span.line}:{span.col}: {self.message}"

@@ -20,6 +20,8 @@ from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, Network, Term
 
 __all__ = ["Signature", "plan"]
 
+MAX_EINSUM_LEGS = 52
+
 
 @dataclass(frozen=True)
 class Signature:
@@ -96,7 +98,7 @@ def plan(network: Network, signature: Signature, lowering: bool = True) -> tuple
         result = emit.assign(f"{result} + {other}", "s")
     flat = tuple(sizes[leg] for leg in legs)
     grouped = tuple(math.prod(sizes[leg] for leg in group) for group in network.output)
-    if any(_broadcasts(term, legs) for term in network.terms) and len(results) == 1:
+    if len(results) == 1 and ".expand(" in "\n".join(emit.lines):
         result = emit.assign(f"{result}.contiguous()", "y")
     if grouped != flat:
         result = emit.assign(f"{result}.reshape({_tuple(grouped)})", "y")
@@ -110,11 +112,6 @@ def _identifier(name: str) -> str:
 
 def _tuple(values: Sequence[int]) -> str:
     return "(" + "".join(f"{int(v)}, " for v in values) + ")"
-
-
-def _broadcasts(term: Term, legs: Sequence[str]) -> bool:
-    present = set(term.labels)
-    return any(leg not in present for leg in legs) or len(set(legs)) != len(legs)
 
 
 def _term(term: Term, network: Network, sizes, signature, prepared, emit: Emitter, lowering: bool) -> str:
@@ -180,23 +177,55 @@ def _reduce(op: _Operand, operands: list[_Operand], keep: tuple[str, ...], emit:
 
 
 def _single(op: _Operand, labels: tuple[str, ...], emit: Emitter) -> _Operand:
-    equation = einsum_equation([op.labels], labels)
+    """One operand to ``labels``: a permute, a sum then permute, or an einsum for diagonals."""
     if op.constant:
-        return _Operand(labels, value=torch.einsum(equation, op.value))
-    inputs, _ = equation.split("->")
-    if sorted(inputs) == sorted(_) and len(set(inputs)) == len(inputs):
-        order = [op.labels.index(label) for label in labels]
-        return _Operand(labels, code=emit.assign(f"{op.code}.permute({_tuple(order)})"))
-    return _Operand(labels, code=emit.assign(f"torch.einsum({equation!r}, {op.code})"))
+        return _Operand(labels, value=torch.einsum(einsum_equation([op.labels], labels), op.value))
+    code = op.code
+    current = op.labels
+    if len(set(current)) == len(current):
+        summed = [n for n, label in enumerate(current) if label not in labels]
+        if summed:
+            code = emit.assign(f"{code}.sum({_tuple(summed)})")
+            current = tuple(label for label in current if label in labels)
+        if current != labels:
+            code = emit.assign(f"{code}.permute({_tuple(current.index(label) for label in labels)})")
+        return _Operand(labels, code=code)
+    return _Operand(labels, code=emit.assign(f"torch.einsum({einsum_equation([current], labels)!r}, {code})"))
 
 
 def _pair(a: _Operand, b: _Operand, labels: tuple[str, ...], emit: Emitter) -> _Operand:
+    if len(set(a.labels + b.labels)) > MAX_EINSUM_LEGS:
+        return _broadcast_pair(a, b, labels, emit)
     equation = einsum_equation([a.labels, b.labels], labels)
     if a.constant and b.constant:
         return _Operand(labels, value=torch.einsum(equation, a.value, b.value))
     x = emit.constant(a.value) if a.constant else a.code
     y = emit.constant(b.value) if b.constant else b.code
     return _Operand(labels, code=emit.assign(f"torch.einsum({equation!r}, {x}, {y})"))
+
+
+def _broadcast_pair(a: _Operand, b: _Operand, labels: tuple[str, ...], emit: Emitter) -> _Operand:
+    """A contraction step with more legs than einsum has letters: align, multiply, sum."""
+    union = tuple(dict.fromkeys(a.labels + b.labels))
+    if len(set(a.labels)) != len(a.labels) or len(set(b.labels)) != len(b.labels):
+        raise ValueError("a diagonal in a contraction step with more than 52 legs")
+    aligned = [_align(op, union, emit) for op in (a, b)]
+    code = emit.assign(f"{aligned[0]} * {aligned[1]}")
+    summed = [n for n, label in enumerate(union) if label not in labels]
+    if summed:
+        code = emit.assign(f"{code}.sum({_tuple(summed)})")
+    rest = tuple(label for label in union if label in labels)
+    result = _Operand(rest, code=code)
+    return result if rest == labels else _single(result, labels, emit)
+
+
+def _align(op: _Operand, union: tuple[str, ...], emit: Emitter) -> str:
+    code = emit.constant(op.value) if op.constant else op.code
+    present = [label for label in union if label in op.labels]
+    if tuple(present) != op.labels:
+        code = emit.assign(f"{code}.permute({_tuple(op.labels.index(label) for label in present)})")
+    index = ", ".join(":" if label in op.labels else "None" for label in union)
+    return emit.assign(f"{code}[{index}]")
 
 
 def _path(operands: list[_Operand], keep: tuple[str, ...], sizes: Mapping[str, int]) -> list[tuple[int, int]]:

@@ -30,7 +30,7 @@ class Function:
         self.network = network
         self.lowering = _lowering_default() if lowering is None else lowering
         self._cache: dict[tuple, tuple[Any, str]] = {}
-        self._keywords = tuple(dict.fromkeys(v for _, v in network.sizes if isinstance(v, str)))
+        self.keywords = tuple(dict.fromkeys(v for _, v in network.sizes if isinstance(v, str)))
 
     @property
     def name(self) -> str:
@@ -41,7 +41,7 @@ class Function:
         return tuple(spec.name for spec in self.network.inputs)
 
     def __repr__(self) -> str:
-        args = ", ".join(self.inputs + tuple(f"{k}=" for k in self._keywords))
+        args = ", ".join(self.inputs + tuple(f"{k}=" for k in self.keywords))
         return f"<tndsl function {self.name}({args})>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -77,17 +77,17 @@ class Function:
                 if key in bound:
                     raise self._error(f"argument '{key}' given twice")
                 bound[key] = value
-            elif key in self._keywords:
+            elif key in self.keywords:
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise self._error(f"size '{key}' must be a positive integer, not {value!r}")
                 keywords[key] = value
             else:
-                expected = ", ".join(names + self._keywords)
+                expected = ", ".join(names + self.keywords)
                 raise self._error(f"unexpected argument '{key}' (expected {expected})")
         missing = [n for n in names if n not in bound]
         if missing:
             raise self._error(f"missing tensor argument(s): {', '.join(missing)}")
-        missing = [k for k in self._keywords if k not in keywords]
+        missing = [k for k in self.keywords if k not in keywords]
         if missing:
             raise self._error(f"missing size keyword argument(s): {', '.join(f'{k}=' for k in missing)}")
         tensors = []

@@ -5,17 +5,21 @@ box labelled ``Π`` and its parameters; a delta tensor, a hyperedge (a label on 
 legs, or on two legs and the output) and a summed or broadcast single leg are black dots; a
 label joining exactly two legs is a line labelled with it, a loop when both legs belong to
 one tensor (a trace). Open legs end in their label on the bottom row, in output order; the
-legs of a grouped output axis merge into one thick leg labelled ``(a b)``. A sum is drawn
-as its terms side by side, each preceded by its sign and coefficient.
+legs of a grouped output axis merge into one thick leg labelled ``(a b)``. A definition
+reads as an equation, ``NAME =`` and its terms side by side, each preceded by its sign and
+coefficient (``−2·|n|⁻¹``); several definitions stack top to bottom.
 
 The SVG is post-processed so that tools can find things by class: every tensor node's group
-has ``class="tensor"``, ``"pattern"`` (Π) or ``"delta"`` (deltas and hyperedge dots), and
-every open leg's end ``class="open-leg"``. The output is a pure function of the networks.
+has ``class="tensor"``, ``"pattern"`` (Π) or ``"delta"`` (deltas and hyperedge dots), every
+open leg's end ``class="open-leg"``; lines are ``"leg"`` (``"group-leg"`` when thick), the
+junction of a group ``"merge"``, the ``NAME =`` text ``"title"``, signs ``"coefficient"``.
+The output is a pure function of the networks (byte-identical for one graphviz version).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 import graphviz
@@ -35,7 +39,7 @@ _PATTERN_LINE = "#b0601a"
 _LABEL_COLOR = "#555555"
 _PNG_DPI = "144"
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-_CLASS = re.compile(r'class="(?:node|edge|cluster) ([a-z-]+)"')
+_CLASS = re.compile(r'class="(?:node|edge) ([a-z]+(?:&#45;[a-z]+)*)"')
 _INSTALL_HINT = (
     "rendering to {format} needs the graphviz 'dot' program, which was not found on PATH; "
     "install graphviz (Debian/Ubuntu: apt-get install graphviz, macOS: brew install graphviz, "
@@ -49,7 +53,7 @@ def to_dot(network: Network) -> str:
 
 
 def program_to_dot(networks: Iterable[Network]) -> str:
-    """The graphviz source of several networks, one titled cluster per definition."""
+    """The graphviz source of several networks, one titled block per definition."""
     return _source(tuple(networks), dpi=None)
 
 
@@ -59,7 +63,7 @@ def render(network: Network, format: str = "svg") -> str | bytes:
 
 
 def render_program(networks: Iterable[Network], format: str = "svg") -> str | bytes:
-    """Several networks in one picture, side by side, each titled with its name.
+    """Several networks in one picture, stacked top to bottom, each titled ``NAME =``.
 
     Raises :class:`TnNotSupportedError` (saying how to install graphviz) when ``format`` needs
     the ``dot`` binary and it is missing; ``format='dot'`` never needs it.
@@ -76,127 +80,147 @@ def render_program(networks: Iterable[Network], format: str = "svg") -> str | by
         span = networks[0].span if networks else None
         raise TnNotSupportedError(_INSTALL_HINT.format(format=format.upper()), span) from None
     if format == "svg":
-        return _CLASS.sub(r'class="\1"', data.decode("utf-8"))
+        return _CLASS.sub(lambda m: f'class="{m[1].replace("&#45;", "-")}"', data.decode("utf-8"))
     return data
 
 
 # -- building the graph ------------------------------------------------------------------
+#
+# Layout: dot ranks top to bottom. Each term gets explicit ranks (longest path, edges pointing
+# from earlier to later tensors and down to the open legs), so that every term of a definition
+# shares one bottom row of open legs. Before each term runs an invisible column of points, one
+# per rank, tied by invisible flat edges to the nodes left and right of it: this keeps terms
+# side by side in order and carries the title or the sign and coefficient at its middle rank.
+# No clusters: dot ignores flat-edge order across clusters, which scrambled terms and legs.
+# The title columns, chained, stack definitions top to bottom and align them on the left.
+
+
+@dataclass
+class _Drawing:
+    """One term's nodes, edges and ranks, before they are placed into the graph."""
+
+    nodes: dict[str, dict[str, str]] = field(default_factory=dict)
+    edges: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    ranks: dict[str, int] = field(default_factory=dict)
+
+    def node(self, name: str, **attrs: str) -> None:
+        self.nodes[name] = attrs
+
+    def edge(self, tail: str, head: str, label: str = "", **attrs: str) -> None:
+        if label:
+            attrs["label"] = f" {label} "
+        self.edges.append((tail, head, attrs))
 
 
 def _source(networks: Sequence[Network], dpi: str | None) -> str:
-    graph = graphviz.Graph("tndsl")
-    graph.attr(newrank="true", nodesep="0.35", ranksep="0.45", fontname=_FONT, fontsize="14", pad="0.2")
+    graph = graphviz.Digraph("tndsl")
+    graph.attr(nodesep="0.3", ranksep="0.4", pad="0.2")
     if dpi is not None:
         graph.attr(dpi=dpi)
     graph.attr("node", fontname=_FONT, fontsize="14")
-    graph.attr("edge", fontname=_FONT, fontsize="11", fontcolor=_LABEL_COLOR, penwidth="1.4")
-    bottom_row: list[str] = []
+    graph.attr("edge", dir="none", fontname=_FONT, fontsize="11", fontcolor=_LABEL_COLOR, penwidth="1.4")
+    previous: str | None = None
     for index, network in enumerate(networks):
-        with graph.subgraph(name=f"cluster_d{index}") as cluster:
-            cluster.attr(label=network.name, labeljust="l", fontsize="16", style="rounded", color="#bbbbbb",
-                         margin="14", **{"class": "definition"})
-            for position, term in enumerate(network.terms):
-                bottom_row += _term(cluster, network, term, f"d{index}t{position}", position)
-    with graph.subgraph() as row:
-        row.attr(rank="max")
-        for node in bottom_row:
-            row.node(node)
-    for left, right in zip(bottom_row, bottom_row[1:]):
-        graph.edge(left, right, style="invis", weight="10")
+        title, bottom = _definition(graph, network, f"d{index}")
+        if previous is not None:
+            graph.edge(previous, title, style="invis", minlen="2", weight="10")
+        previous = bottom
     return graph.source
 
 
-def _term(graph: graphviz.Graph, network: Network, term: Term, prefix: str, position: int) -> list[str]:
-    """Add one term's cluster; returns its bottom-row nodes (coefficient, open legs) in order."""
-    with graph.subgraph(name=f"cluster_{prefix}") as cluster:
-        cluster.attr(label="", color="transparent", margin="6", **{"class": "term"})
-        row = _coefficient(cluster, term, prefix, position)
-        tensors = [f"{prefix}x{i}" for i in range(len(term.tensors))]
-        for node, tensor in zip(tensors, term.tensors):
-            _tensor(cluster, node, tensor.kind, tensor.name, network)
-        row += _open_legs(cluster, network, prefix)
-        legs: dict[str, list[int]] = {}
-        for i, tensor in enumerate(term.tensors):
-            for label in tensor.legs:
-                legs.setdefault(label, []).append(i)
-        for label in network.output_legs:
-            legs.setdefault(label, [])
-        for k, (label, owners) in enumerate(legs.items()):
-            end = _end(network, label, prefix)
-            ends_here = [tensors[i] for i in owners] + ([end[0]] if end else [])
-            if len(ends_here) == 2:
-                # An ordinary leg, a trace loop, or an open leg: one line.
-                text = label if end is None or end[1] else ""
-                cluster.edge(ends_here[0], ends_here[1], label=_pad(text), **{"class": "leg"})
-                continue
-            dot = f"{prefix}h{k}"
-            _dot(cluster, dot, "" if end else label)
-            for node in ends_here[: len(owners)]:
-                cluster.edge(node, dot, **{"class": "leg"})
-            if end:
-                cluster.edge(dot, end[0], label=_pad(label if end[1] else ""), **{"class": "leg"})
-    return row
+def _definition(graph: graphviz.Digraph, network: Network, prefix: str) -> tuple[str, str]:
+    """Draw ``NAME =`` and the terms side by side; returns the top and bottom of its spine."""
+    drawings = [_term(network, term, f"{prefix}t{t}") for t, term in enumerate(network.terms)]
+    grouped = any(len(group) > 1 for group in network.output)
+    deepest = max((max(d.ranks.values(), default=-1) for d in drawings), default=-1)
+    bottom = max(deepest + 1, 1) + grouped  # room for broadcast dots and group junctions
+    for t, drawing in enumerate(drawings):
+        _place_open_ends(drawing, network, f"{prefix}t{t}", bottom)
+    middle = bottom // 2
+    texts = [f"{network.name} ="] + [
+        _coefficient_text(term.coeff, first=t == 0) or ("" if term.tensors else "1") for t, term in enumerate(network.terms)
+    ]
+    columns = [[f"{prefix}c{c}r{rank}" for rank in range(bottom + 1)] for c in range(len(texts))]
+    rows: dict[int, list[str]] = {rank: [] for rank in range(bottom + 1)}
+    for c, (column, text) in enumerate(zip(columns, texts)):
+        for rank, node in enumerate(column):
+            if rank == middle and text:
+                css = "title" if c == 0 else "coefficient"
+                graph.node(node, label=text, shape="plaintext", fontsize="18" if c else "16", **{"class": css})
+            else:
+                graph.node(node, label="", shape="point", width="0.01", style="invis")
+            rows[rank].append(node)
+            if c:
+                graph.edge(columns[c - 1][rank], node, style="invis")
+        for upper, lower in zip(column, column[1:]):
+            graph.edge(upper, lower, style="invis", weight="10")
+    for t, drawing in enumerate(drawings):
+        for name, attrs in drawing.nodes.items():
+            graph.node(name, **attrs)
+            rows[drawing.ranks[name]].append(name)
+        for tail, head, attrs in drawing.edges:
+            graph.edge(tail, head, **attrs)
+        for name, rank in drawing.ranks.items():
+            graph.edge(columns[t + 1][rank], name, style="invis")
+            if t + 2 < len(columns):
+                graph.edge(name, columns[t + 2][rank], style="invis")
+    for rank, names in rows.items():
+        with graph.subgraph() as row:
+            row.attr(rank="same")
+            for name in names:
+                row.node(name)
+    return columns[0][0], columns[0][-1]
 
 
-def _coefficient(graph: graphviz.Graph, term: Term, prefix: str, position: int) -> list[str]:
-    """The sign and coefficient in front of a term, as a bottom-row text node (if any)."""
-    text = _coefficient_text(term.coeff, first=position == 0)
-    if not text and term.tensors:
-        return []
-    node = f"{prefix}c"
-    graph.node(node, label=text or "1", shape="plaintext", fontsize="18", **{"class": "coefficient"})
-    return [node]
+def _term(network: Network, term: Term, prefix: str) -> _Drawing:
+    """A term's tensors, dots and lines, ranked; open ends are placed later (shared bottom)."""
+    drawing = _Drawing()
+    tensors = [f"{prefix}x{i}" for i in range(len(term.tensors))]
+    for node, tensor in zip(tensors, term.tensors):
+        drawing.node(node, **_tensor_attrs(tensor.kind, tensor.name, network))
+    legs: dict[str, list[int]] = {}
+    for i, tensor in enumerate(term.tensors):
+        for label in tensor.legs:
+            legs.setdefault(label, []).append(i)
+    for label in network.output_legs:
+        legs.setdefault(label, [])
+    for k, (label, owners) in enumerate(legs.items()):
+        end = _end(network, label, prefix)
+        ends = [tensors[i] for i in owners] + ([end[0]] if end else [])
+        if len(ends) == 2:
+            # An ordinary leg, a trace loop, or an open leg: one line.
+            drawing.edge(ends[0], ends[1], label if end is None or end[1] else "", **{"class": "leg"})
+            continue
+        dot = f"{prefix}h{k}"
+        drawing.node(dot, **_dot_attrs())
+        for n, node in enumerate(ends[: len(owners)]):
+            drawing.edge(node, dot, "" if end or n else label, **{"class": "leg"})
+        if end:
+            drawing.edge(dot, end[0], label if end[1] else "", **{"class": "leg"})
+    for node in drawing.nodes:
+        incoming = [drawing.ranks[tail] for tail, head, _ in drawing.edges if head == node and tail != head]
+        if incoming or node.startswith(f"{prefix}x"):
+            drawing.ranks[node] = max(incoming, default=-1) + 1
+    return drawing
 
 
-def _coefficient_text(coeff: Coeff, first: bool) -> str:
-    """``-2·|n|⁻¹`` style text; later terms get a spaced ``+``/``−`` sign."""
-    magnitude = abs(coeff.value)
-    parts = [] if magnitude == 1 else [format(magnitude, ".6g")]
-    for label, power in coeff.sizes:
-        parts.append(f"|{label}|" + ("" if power == 1 else str(power).translate(_SUPERSCRIPT)))
-    body = "·".join(parts)
-    if coeff.value < 0:
-        return f"−{body}" if first else f"−  {body}".rstrip()
-    return body if first else f"+  {body}".rstrip()
-
-
-def _tensor(graph: graphviz.Graph, node: str, kind: str, name: str, network: Network) -> None:
-    if kind == KIND_DELTA:
-        _dot(graph, node, "", css="delta")
-    elif kind == KIND_PATTERN:
-        params = _pattern_params(network, name)
-        label = "<Π>" if not params else f'<Π<BR/><FONT POINT-SIZE="9">{_html(params)}</FONT>>'
-        graph.node(node, label=label, shape="box", style="filled", fillcolor=_PATTERN_FILL, color=_PATTERN_LINE,
-                   penwidth="1.4", margin="0.08,0.04", **{"class": "pattern"})
-    else:
-        graph.node(node, label=name, shape="box", style="rounded,filled", fillcolor=_INPUT_FILL, color=_INPUT_LINE,
-                   penwidth="1.4", margin="0.12,0.06", **{"class": "tensor"})
-
-
-def _pattern_params(network: Network, name: str) -> str:
-    """``stride=2, padding=1`` for a Π, or ``""`` with default parameters (or none known)."""
-    spec = dict(network.patterns).get(name)
-    return "" if spec is None else spec.describe()[len("conv(") : -1]
-
-
-def _dot(graph: graphviz.Graph, node: str, label: str, css: str = "delta") -> None:
-    graph.node(node, label="", xlabel=label, shape="point", width="0.11", color="black", fontsize="11",
-               fontcolor=_LABEL_COLOR, **{"class": css})
-
-
-def _open_legs(graph: graphviz.Graph, network: Network, prefix: str) -> list[str]:
-    """One bottom-row node per output axis; a grouped axis also gets a junction where legs merge."""
-    nodes = []
+def _place_open_ends(drawing: _Drawing, network: Network, prefix: str, bottom: int) -> None:
+    """Open legs on the bottom row; junctions of grouped legs and broadcast dots above it."""
     for g, group in enumerate(network.output):
         node = f"{prefix}o{g}"
         text = group[0] if len(group) == 1 else f"({' '.join(group)})"
-        graph.node(node, label=text, shape="plaintext", fontsize="13", height="0.25", **{"class": "open-leg"})
+        drawing.node(node, label=text, shape="plaintext", fontsize="13", height="0.25", **{"class": "open-leg"})
+        drawing.ranks[node] = bottom
         if len(group) > 1:
             junction = f"{prefix}j{g}"
-            graph.node(junction, label="", shape="point", width="0.07", color="black", **{"class": "merge"})
-            graph.edge(junction, node, penwidth="4", **{"class": "group-leg"})
-        nodes.append(node)
-    return nodes
+            drawing.node(junction, label="", shape="point", width="0.07", color="black", **{"class": "merge"})
+            drawing.ranks[junction] = bottom - 1
+            drawing.edge(junction, node, penwidth="4", **{"class": "group-leg"})
+    for g in range(1, len(network.output)):
+        drawing.edge(f"{prefix}o{g - 1}", f"{prefix}o{g}", style="invis")
+    for tail, head, _ in drawing.edges:
+        if tail not in drawing.ranks:  # a dot with no tensor: a broadcast leg
+            drawing.ranks[tail] = drawing.ranks[head] - 1
 
 
 def _end(network: Network, label: str, prefix: str) -> tuple[str, bool] | None:
@@ -207,9 +231,34 @@ def _end(network: Network, label: str, prefix: str) -> tuple[str, bool] | None:
     return None
 
 
-def _pad(text: str) -> str:
-    """Edge labels with a little room so they do not touch their line."""
-    return f" {text} " if text else ""
+def _coefficient_text(coeff: Coeff, first: bool) -> str:
+    """``-2·|n|⁻¹`` style text; later terms get a spaced ``+``/``−`` sign."""
+    magnitude = abs(coeff.value)
+    parts = [] if magnitude == 1 else [format(magnitude, ".6g")]
+    for label, power in coeff.sizes:
+        parts.append(f"|{label}|" + ("" if power == 1 else str(power).translate(_SUPERSCRIPT)))
+    body = "·".join(parts)
+    if coeff.value < 0:
+        return f"−{body}" if first else f"− {body}".rstrip()
+    return body if first else f"+ {body}".rstrip()
+
+
+def _tensor_attrs(kind: str, name: str, network: Network) -> dict[str, str]:
+    if kind == KIND_DELTA:
+        return _dot_attrs()
+    if kind == KIND_PATTERN:
+        spec = dict(network.patterns).get(name)
+        params = "" if spec is None else spec.describe()[len("conv(") : -1]
+        label = "<Π>" if not params else f'<Π<BR/><FONT POINT-SIZE="9">{_html(params)}</FONT>>'
+        return {"label": label, "shape": "box", "style": "filled", "fillcolor": _PATTERN_FILL,
+                "color": _PATTERN_LINE, "penwidth": "1.4", "margin": "0.08,0.04", "class": "pattern"}
+    return {"label": name, "shape": "box", "style": "rounded,filled", "fillcolor": _INPUT_FILL,
+            "color": _INPUT_LINE, "penwidth": "1.4", "margin": "0.12,0.06", "class": "tensor"}
+
+
+def _dot_attrs() -> dict[str, str]:
+    """A black dot: a delta tensor, a hyperedge, or a summed/broadcast single leg."""
+    return {"label": "", "shape": "point", "width": "0.11", "color": "black", "class": "delta"}
 
 
 def _html(text: str) -> str:

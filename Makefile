@@ -1,0 +1,37 @@
+# tndsl: `make demo` compiles, checks and renders the gallery; `make test` runs the tests.
+# Both create .venv on first use (CPU torch 2.13.0, never a CUDA build).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+GALLERY := $(sort $(wildcard gallery/*.tn))
+
+.PHONY: demo test bench venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: venv
+	@mkdir -p out
+	@for f in $(GALLERY); do \
+	  n=$$(basename $$f .tn); \
+	  $(PY) -m tndsl compile $$f -o out/$$n.py >/dev/null || exit 1; \
+	  $(PY) -m tndsl render $$f -o gallery/$$n.svg >/dev/null || exit 1; \
+	done
+	$(PY) -m tndsl check $(GALLERY)
+
+test: venv
+	$(PY) -m pytest -n 2 --durations=10
+
+bench: venv
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m bench.run --device cpu --size small --out bench/out-cpu
+	$(PY) -m bench.update_docs bench/out-cpu
+
+clean:
+	rm -rf $(VENV) out build dist *.egg-info .pytest_cache

@@ -1,0 +1,124 @@
+"""An independent dense reference for any network: materialize everything, one einsum per term.
+
+:func:`dense_reference` evaluates a :class:`~tndsl.ir.Network` the slow, obvious way, so that
+the planner and its lowerings (:mod:`tndsl.plan`) can be checked against it:
+
+1. sizes come from :func:`tndsl.sizes.solve` (the same rules the compiler uses);
+2. every Π is materialized densely with :meth:`PatternSpec.dense`, every ``delta`` as a dense
+   copy tensor (ones on the generalized diagonal; one leg: a vector of ones);
+3. each term is ONE ``opt_einsum.contract`` over all its operands (diagonals of repeated
+   labels included), scaled by its coefficient and broadcast along output legs it lacks;
+4. the terms are summed and the output groups are flattened row-major.
+
+It shares nothing with the planner but the IR and the size solver; it is meant for small
+shapes (a delta with k legs of size n costs n**k memory).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import opt_einsum as oe
+import torch
+
+from .errors import TnCallError
+from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, Network, Term
+from .sizes import solve
+
+__all__ = ["dense_reference", "dense_delta"]
+
+
+def dense_reference(
+    network: Network,
+    tensors: Sequence[torch.Tensor] | Mapping[str, torch.Tensor],
+    keywords: Mapping[str, int] | None = None,
+) -> torch.Tensor:
+    """Evaluate ``network`` densely on ``tensors`` (in input order, or by input name).
+
+    ``keywords`` are the keyword sizes (``size k`` declarations), by keyword name.
+    """
+    if isinstance(tensors, Mapping):
+        missing = [spec.name for spec in network.inputs if spec.name not in tensors]
+        if missing:
+            raise TnCallError(f"dense reference of '{network.name}': missing tensor(s) {', '.join(missing)}", network.span)
+        args = [tensors[spec.name] for spec in network.inputs]
+    else:
+        args = list(tensors)
+        if len(args) != len(network.inputs):
+            raise TnCallError(
+                f"dense reference of '{network.name}': expected {len(network.inputs)} tensors, got {len(args)}",
+                network.span,
+            )
+    for spec, value in zip(network.inputs, args):
+        if value.dim() != len(spec.axes):
+            raise TnCallError(
+                f"dense reference of '{network.name}': argument '{spec.name}' needs {len(spec.axes)} axes, "
+                f"got shape {tuple(value.shape)}",
+                network.span,
+            )
+    values, unknown = solve(network, [tuple(t.shape) for t in args], dict(keywords or {}))
+    if unknown:
+        raise TnCallError(f"dense reference of '{network.name}': unknown sizes {', '.join(unknown)}", network.span)
+    sizes = {label: int(value) for label, value in values.items()}
+    dtype = torch.get_default_dtype()
+    if args:
+        dtype = args[0].dtype
+        for t in args[1:]:
+            dtype = torch.promote_types(dtype, t.dtype)
+    device = args[0].device if args else torch.device("cpu")
+    by_name = {spec.name: value.to(dtype) for spec, value in zip(network.inputs, args)}
+
+    legs = network.output_legs
+    flat = tuple(sizes[leg] for leg in legs)
+    total = torch.zeros(flat, dtype=dtype, device=device)
+    for term in network.terms:
+        total = total + _term(term, network, by_name, sizes, dtype, device, legs)
+    grouped = tuple(math.prod(sizes[leg] for leg in group) for group in network.output)
+    return total.reshape(grouped)
+
+
+def dense_delta(legs: int, size: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The copy tensor with ``legs`` legs of size ``size``: 1 where all indices agree."""
+    result = torch.zeros((size,) * legs, dtype=dtype, device=device)
+    if legs == 0:
+        return result + 1
+    index = torch.arange(size, device=device)
+    result[(index,) * legs] = 1
+    return result
+
+
+def _term(term: Term, network: Network, by_name, sizes, dtype, device, legs) -> torch.Tensor:
+    operands: list[torch.Tensor] = []
+    labels: list[tuple[str, ...]] = []
+    for tensor in term.tensors:
+        if tensor.kind == KIND_INPUT:
+            # split grouped axes into the legs this use names (labels differ per use)
+            operands.append(by_name[tensor.name].reshape(tuple(sizes[leg] for leg in tensor.legs)))
+        elif tensor.kind == KIND_PATTERN:
+            i, o, k = (sizes[leg] for leg in tensor.legs)
+            operands.append(network.pattern(tensor.name).dense(i, o, k, dtype, device))
+        elif tensor.kind == KIND_DELTA:
+            leg_sizes = {sizes[leg] for leg in tensor.legs}
+            if len(leg_sizes) > 1:
+                raise TnCallError(f"delta with legs of different sizes in '{network.name}'", tensor.span)
+            operands.append(dense_delta(len(tensor.legs), sizes[tensor.legs[0]], dtype, device))
+        else:  # pragma: no cover - the IR has no other kinds yet
+            raise TnCallError(f"unknown tensor kind {tensor.kind!r} in '{network.name}'", tensor.span)
+        labels.append(tensor.legs)
+    present = {label for group in labels for label in group}
+    keep = tuple(label for label in legs if label in present)
+    symbols: dict[str, str] = {}
+    for label in [label for group in labels for label in group] + list(keep):
+        symbols.setdefault(label, oe.get_symbol(len(symbols)))
+    spell = lambda group: "".join(symbols[label] for label in group)  # noqa: E731
+    if operands:
+        equation = ",".join(spell(group) for group in labels) + "->" + spell(keep)
+        value = oe.contract(equation, *operands, backend="torch")
+    else:
+        value = torch.ones((), dtype=dtype, device=device)
+    value = value * term.coeff.evaluate(sizes)
+    # broadcast along the output legs the term lacks
+    index = tuple(slice(None) if label in present else None for label in legs)
+    value = value[index] if index else value
+    return value.expand(tuple(sizes[label] for label in legs))

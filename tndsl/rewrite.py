@@ -1,0 +1,385 @@
+"""Derived networks by graph rewriting: grad, vjp, jvp and vmap (DESIGN §2).
+
+Every rewrite is a pure function ``Network -> Network``; nothing is mutated.
+
+- :func:`grad` removes the tensor: ``∂Y/∂W`` is Y's network without W; each removed leg
+  becomes an output leg named after W's declaration (a clash with one of Y's output legs
+  gets a fresh name, joined to the use by a delta). W occurring k times gives the
+  product-rule sum of k terms. Output: Y's groups, then W's declaration axes (grouped like
+  W's declaration, so ``grad`` of a scalar has W's shape).
+- :func:`vjp` contracts V (an input declared with Y's output grouping, or a network with Y's
+  output) with ``∂Y/∂W`` over Y's legs; output: W's declaration axes.
+- :func:`jvp` replaces W by T (product rule over W's occurrences); output: Y's.
+- :func:`vmap` adds leg ``b`` as the first leg of every use of the listed inputs and as the
+  first output group. A vmapped input is a new input (by default with the same name; the
+  language gives it a new name, see :mod:`tndsl.derive`) whose declaration gains the
+  leading axis ``b``.
+
+Labels are network-wide, summed per term: the rewrites rename summed labels per term,
+copying their entry in the network's size table, so sizes keep flowing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable, Iterable, Mapping, Sequence
+
+from .errors import Span, TnArityError, TnNameError, TnSizeError
+from .ir import KIND_DELTA, KIND_INPUT, Coeff, InputSpec, Network, Tensor, Term
+from .sizes import solve
+
+__all__ = ["grad", "vjp", "jvp", "vmap", "rename_output", "inline_network", "check_sizes", "Fresh"]
+
+Fresh = Callable[[str], str]
+
+
+class _Fresh:
+    """Fresh label names that avoid every label of the given networks (``base_N``)."""
+
+    def __init__(self, used: Iterable[str]):
+        self.used = set(used)
+
+    def __call__(self, base: str) -> str:
+        base = base.split("_")[0] or "x"
+        n = 1
+        while f"{base}_{n}" in self.used:
+            n += 1
+        name = f"{base}_{n}"
+        self.used.add(name)
+        return name
+
+
+def _default_fresh(*networks: Network, extra: Iterable[str] = ()) -> _Fresh:
+    used: set[str] = set(extra)
+    for network in networks:
+        used.update(network.labels)
+        used.update(label for label, _ in network.sizes)
+        for spec in network.inputs:
+            used.update(spec.legs)
+    return _Fresh(used)
+
+
+class _Sizes:
+    """A mutable copy of a network's size table (label -> int or keyword name)."""
+
+    def __init__(self, *tables: Iterable[tuple[str, int | str]]):
+        self.table: dict[str, int | str] = {}
+        for table in tables:
+            for label, size in table:
+                self.add(label, size)
+
+    def add(self, label: str, size: int | str | None) -> None:
+        if size is None:
+            return
+        old = self.table.get(label)
+        if old is None or (isinstance(size, int) and not isinstance(old, int)):
+            self.table[label] = size
+
+    def copy(self, source: str, target: str) -> None:
+        self.add(target, self.table.get(source))
+
+    def items(self) -> tuple[tuple[str, int | str], ...]:
+        return tuple(sorted(self.table.items()))
+
+
+def _uses(network: Network, name: str) -> bool:
+    return any(t.kind == KIND_INPUT and t.name == name for term in network.terms for t in term.tensors)
+
+
+def _require_input(network: Network, name: str, span: Span | None, what: str = "derivative") -> InputSpec:
+    if not _uses(network, name):
+        raise TnNameError(
+            f"'{name}' does not occur in '{network.name}'; a {what} with respect to it is always zero"
+            if what == "derivative"
+            else f"'{name}' does not occur in '{network.name}'",
+            span,
+            hint=f"'{network.name}' uses: {', '.join(s.name for s in network.inputs) or 'no inputs'}",
+        )
+    return network.input(name)
+
+
+def _order_inputs(specs: Iterable[InputSpec], terms: Sequence[Term], order: Sequence[str] | None) -> tuple[InputSpec, ...]:
+    used = {t.name for term in terms for t in term.tensors if t.kind == KIND_INPUT}
+    unique: dict[str, InputSpec] = {}
+    for spec in specs:
+        if spec.name in used:
+            unique[spec.name] = spec
+    if order is None:
+        return tuple(unique.values())
+    rank = {name: i for i, name in enumerate(order)}
+    return tuple(sorted(unique.values(), key=lambda s: rank.get(s.name, len(rank))))
+
+
+def _rename_summed(term: Term, mapping: dict[str, str], avoid: set[str], keep: set[str], fresh: Fresh, sizes: _Sizes) -> Term:
+    """Apply ``mapping``; first rename summed labels that would collide with ``avoid``."""
+    mapping = dict(mapping)
+    for label in list(term.labels) + [l for l, _ in term.coeff.sizes]:
+        if label in avoid and label not in mapping and label not in keep:
+            mapping[label] = fresh(label)
+            sizes.copy(label, mapping[label])
+    for source, target in mapping.items():
+        sizes.copy(source, target)
+    return term.renamed(mapping)
+
+
+def _canonical(spec: InputSpec, taken: Iterable[str], fresh: Fresh) -> dict[str, str]:
+    """W's declared labels as result legs; those clashing with ``taken`` get fresh names."""
+    taken = set(taken)
+    result: dict[str, str] = {}
+    for label in spec.legs:
+        result[label] = fresh(label) if label in taken else label
+        taken.add(result[label])
+    return result
+
+
+def grad(
+    network: Network,
+    wrt: str,
+    *,
+    fresh: Fresh | None = None,
+    name: str | None = None,
+    span: Span | None = None,
+) -> Network:
+    """``∂network/∂wrt``: the product-rule sum of ``network`` with one ``wrt`` removed per term.
+
+    Output: ``network``'s groups, then ``wrt``'s declaration axes with its declared labels
+    (a label clashing with an output leg of ``network`` gets a fresh name).
+    """
+    spec = _require_input(network, wrt, span or network.span)
+    fresh = fresh or _default_fresh(network)
+    out = set(network.output_legs)
+    canon = _canonical(spec, out, fresh)
+    legs = tuple(canon[label] for label in spec.legs)
+    avoid = set(legs)
+    sizes = _Sizes(network.sizes)
+    terms: list[Term] = []
+    for term in network.terms:
+        for index, tensor in enumerate(term.tensors):
+            if tensor.kind != KIND_INPUT or tensor.name != wrt:
+                continue
+            rest = Term(term.tensors[:index] + term.tensors[index + 1 :], term.coeff)
+            mapping: dict[str, str] = {}
+            extra: list[tuple[str, str]] = []
+            for use, leg in zip(tensor.legs, legs):
+                if use not in out and use not in mapping:
+                    mapping[use] = leg
+                else:
+                    extra.append((use, leg))
+            # summed labels of the removed tensor itself that are not mapped: none (all mapped)
+            renamed = _rename_summed(rest, mapping, avoid, out, fresh, sizes)
+            deltas = tuple(
+                Tensor(KIND_DELTA, "delta", (mapping.get(use, use), leg), tensor.span) for use, leg in extra
+            )
+            terms.append(Term(renamed.tensors + deltas, renamed.coeff))
+    output = network.output + tuple(tuple(canon[label] for label in axis) for axis in spec.axes)
+    return replace(
+        network,
+        name=name or f"grad({network.name}, {wrt})",
+        output=output,
+        terms=tuple(terms),
+        inputs=_order_inputs(network.inputs, terms, [s.name for s in network.inputs]),
+        sizes=sizes.items(),
+        span=span or network.span,
+    )
+
+
+def inline_network(
+    network: Network, labels: Sequence[str], fresh: Fresh, sizes: _Sizes | None = None
+) -> tuple[Term, ...]:
+    """``network``'s terms with its output legs renamed to ``labels`` and the rest fresh."""
+    legs = network.output_legs
+    if len(labels) != len(legs):
+        raise ValueError(f"{network.name} has {len(legs)} legs, {len(labels)} labels given")
+    mapping = dict(zip(legs, labels))
+    for inner in network.labels:
+        if inner not in mapping:
+            mapping[inner] = fresh(inner)
+    if sizes is not None:
+        for inner, size in network.sizes:
+            if inner in mapping:
+                sizes.add(mapping[inner], size)
+    return tuple(term.renamed(mapping) for term in network.terms)
+
+
+def _check_like(
+    kind: str, other: InputSpec | Network, groups: tuple[tuple[str, ...], ...], what: str, span: Span | None
+) -> None:
+    have = other.axes if isinstance(other, InputSpec) else other.output
+    if tuple(map(len, have)) != tuple(map(len, groups)):
+        show = lambda axes: "[" + ", ".join("(" + " ".join(a) + ")" if len(a) > 1 else a[0] for a in axes) + "]"  # noqa: E731
+        raise TnArityError(
+            f"{kind} argument '{other.name}' has axes {show(have)}, which do not match {what} {show(groups)}",
+            span,
+            hint="it needs as many axes, each split into as many legs",
+        )
+
+
+def vjp(
+    network: Network,
+    wrt: str,
+    cotangent: InputSpec | Network,
+    *,
+    fresh: Fresh | None = None,
+    name: str | None = None,
+    span: Span | None = None,
+) -> Network:
+    """``Σ_y V[y] ∂network[y]/∂wrt``: V contracted with :func:`grad` over ``network``'s legs.
+
+    ``cotangent`` is an input declaration (axes split like ``network``'s output groups) or a
+    network with ``network``'s output structure (inlined). Output: ``wrt``'s axes.
+    """
+    fresh = fresh or _default_fresh(network, *([cotangent] if isinstance(cotangent, Network) else []))
+    _check_like("vjp", cotangent, network.output, f"the output of '{network.name}'", span or network.span)
+    # Y's legs are summed in the result: free their names for W's declared labels
+    spec = _require_input(network, wrt, span or network.span)
+    clash = set(spec.legs) & set(network.output_legs)
+    if clash:
+        network = rename_output(
+            network, tuple(tuple(fresh(l) if l in clash else l for l in g) for g in network.output), fresh
+        )
+    derivative = grad(network, wrt, fresh=fresh, span=span)
+    sizes = _Sizes(derivative.sizes)
+    legs = network.output_legs
+    if isinstance(cotangent, InputSpec):
+        factors: tuple[Term, ...] = (Term((Tensor(KIND_INPUT, cotangent.name, legs),)),)
+        specs = [cotangent]
+    else:
+        factors = inline_network(cotangent, legs, fresh, sizes)
+        specs = list(cotangent.inputs)
+    terms = tuple(Term(d.tensors + v.tensors, d.coeff * v.coeff) for d in derivative.terms for v in factors)
+    order = [s.name for s in network.inputs] + [s.name for s in specs]
+    return replace(
+        derivative,
+        name=name or f"vjp({network.name}, {wrt}, {cotangent.name})",
+        output=derivative.output[len(network.output) :],
+        terms=terms,
+        inputs=_order_inputs(list(network.inputs) + specs, terms, order),
+        sizes=sizes.items(),
+    )
+
+
+def jvp(
+    network: Network,
+    wrt: str,
+    tangent: InputSpec | Network,
+    *,
+    fresh: Fresh | None = None,
+    name: str | None = None,
+    span: Span | None = None,
+) -> Network:
+    """``Σ_w ∂network/∂wrt[w] T[w]``: each occurrence of ``wrt`` replaced by T in turn.
+
+    ``tangent`` is an input declaration with ``wrt``'s axes or a network with that output
+    structure (inlined at each occurrence). Output: ``network``'s.
+    """
+    spec = _require_input(network, wrt, span or network.span)
+    _check_like("jvp", tangent, spec.axes, f"the declaration of '{wrt}'", span or network.span)
+    fresh = fresh or _default_fresh(network, *([tangent] if isinstance(tangent, Network) else []))
+    sizes = _Sizes(network.sizes)
+    terms: list[Term] = []
+    for term in network.terms:
+        for index, tensor in enumerate(term.tensors):
+            if tensor.kind != KIND_INPUT or tensor.name != wrt:
+                continue
+            before, after = term.tensors[:index], term.tensors[index + 1 :]
+            if isinstance(tangent, InputSpec):
+                terms.append(Term(before + (Tensor(KIND_INPUT, tangent.name, tensor.legs, tensor.span),) + after, term.coeff))
+            else:
+                for inner in inline_network(tangent, tensor.legs, fresh, sizes):
+                    terms.append(Term(before + inner.tensors + after, term.coeff * inner.coeff))
+    specs = [tangent] if isinstance(tangent, InputSpec) else list(tangent.inputs)
+    order = [s.name for s in network.inputs] + [s.name for s in specs]
+    return replace(
+        network,
+        name=name or f"jvp({network.name}, {wrt}, {tangent.name})",
+        terms=tuple(terms),
+        inputs=_order_inputs(list(network.inputs) + specs, terms, order),
+        sizes=sizes.items(),
+        span=span or network.span,
+    )
+
+
+def vmap(
+    network: Network,
+    leg: str,
+    inputs: Sequence[str],
+    *,
+    names: Mapping[str, str] | None = None,
+    name: str | None = None,
+    span: Span | None = None,
+    spans: Sequence[Span | None] | None = None,
+) -> Network:
+    """Add leg ``leg`` first to every use of ``inputs`` and as the first output group.
+
+    A vmapped input ``X`` becomes the input ``names.get(X, X)`` whose declaration is X's with
+    the leading axis ``leg``. Terms without a vmapped input broadcast along ``leg``.
+    """
+    names = dict(names or {})
+    spans = list(spans or [None] * len(inputs))
+    if leg in network.labels:
+        raise TnNameError(
+            f"vmap leg '{leg}' clashes with a label of '{network.name}'",
+            span or network.span,
+            hint="choose a leg name that the network does not use",
+        )
+    if not inputs:
+        raise TnArityError("vmap needs at least one input to map over", span or network.span)
+    new_specs: dict[str, InputSpec] = {}
+    for position, x in enumerate(inputs):
+        spec = _require_input(network, x, spans[position] or span or network.span, what="vmap")
+        if leg in spec.legs:
+            raise TnNameError(
+                f"vmap leg '{leg}' clashes with a label of the declaration of '{x}'", spans[position] or span or network.span
+            )
+        if x in new_specs:
+            raise TnNameError(f"'{x}' is listed twice", spans[position] or span or network.span)
+        new_specs[x] = InputSpec(names.get(x, x), ((leg,),) + spec.axes, spec.span)
+    terms = tuple(
+        Term(
+            tuple(
+                Tensor(KIND_INPUT, new_specs[t.name].name, (leg,) + t.legs, t.span)
+                if t.kind == KIND_INPUT and t.name in new_specs
+                else t
+                for t in term.tensors
+            ),
+            term.coeff,
+        )
+        for term in network.terms
+    )
+    specs = tuple(new_specs.get(s.name, s) for s in network.inputs)
+    return replace(
+        network,
+        name=name or f"vmap({network.name}, {leg}, {', '.join(inputs)})",
+        output=((leg,),) + network.output,
+        terms=terms,
+        inputs=specs,
+        span=span or network.span,
+    )
+
+
+def rename_output(
+    network: Network, output: tuple[tuple[str, ...], ...], fresh: Fresh | None = None, span: Span | None = None
+) -> Network:
+    """Rename the output legs positionally to ``output``'s labels (and regroup as it groups)."""
+    new = tuple(label for group in output for label in group)
+    old = network.output_legs
+    if len(new) != len(old):
+        raise TnArityError(f"'{network.name}' has {len(old)} legs [{', '.join(old)}] but {len(new)} labels were given", span)
+    fresh = fresh or _default_fresh(network, extra=new)
+    sizes = _Sizes(network.sizes)
+    mapping = dict(zip(old, new))
+    terms = tuple(_rename_summed(term, mapping, set(new), set(old), fresh, sizes) for term in network.terms)
+    return replace(network, output=output, terms=terms, sizes=sizes.items())
+
+
+def check_sizes(network: Network, span: Span | None = None) -> Network:
+    """Raise a positioned :class:`TnSizeError` if some leg size can never be inferred."""
+    _, unknown = solve(network, None)
+    if unknown:
+        label = unknown[0]
+        raise TnSizeError(
+            f"cannot infer the size of leg '{label}' in '{network.name}'",
+            span or network.span,
+            hint=f"declare it with 'size {label} = N' (or 'size {label}' to pass it as a keyword argument)",
+        )
+    return network

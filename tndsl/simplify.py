@@ -1,0 +1,540 @@
+"""Π simplifications and other value-preserving network rewrites.
+
+Each simplification is a named pure function ``Network -> Network`` whose docstring
+states exactly when it applies; where it does not apply the network comes back unchanged.
+Shape-dependent ones take the concrete ``sizes`` (label -> int, e.g. from
+:func:`tndsl.sizes.solve` with the argument shapes) and are valid only for those sizes:
+their result carries the sizes it used in its size table.
+
+Two simplifications need tensors the IR does not have yet; they are defined here as extra
+tensor kinds (see ``docs/rewrites.md``, proposed for :mod:`tndsl.ir` and :mod:`tndsl.plan`):
+
+- ``slice`` — ``S[i, o] = 1`` iff ``i = start + step·o`` (and ``0 ≤ i < I``), a strided slice
+  of leg ``i`` (name ``"slice(start, step)"``);
+- ``pattern_sum`` — ``M[i, k] = Σ_o Π[i, o, k]`` with ``O`` given by Π's forward size rule:
+  the constant ``[in, kernel]`` matrix of a Π whose output leg is summed (name: Π's name).
+
+The compiler does not lower those two kinds yet, so :func:`evaluate` (a dense reference
+evaluator that knows every kind) computes networks that contain them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import replace
+from typing import Mapping, Sequence
+
+import torch
+
+from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, Coeff, InputSpec, Network, Tensor, Term
+from .patterns import PatternSpec
+
+__all__ = [
+    "KIND_SLICE",
+    "KIND_PATTERN_SUM",
+    "prune_deltas",
+    "drop_size_one_legs",
+    "merge_legs",
+    "dense_pattern",
+    "kernel_one_slice",
+    "summed_pattern",
+    "downsample_pattern",
+    "simplify",
+    "evaluate",
+    "slice_name",
+]
+
+KIND_SLICE = "slice"
+KIND_PATTERN_SUM = "pattern_sum"
+
+
+def slice_name(start: int, step: int) -> str:
+    return f"slice({start}, {step})"
+
+
+def _slice_params(name: str) -> tuple[int, int]:
+    match = re.fullmatch(r"slice\((-?\d+), (\d+)\)", name)
+    assert match, name
+    return int(match.group(1)), int(match.group(2))
+
+
+def _with_sizes(network: Network, sizes: Mapping[str, int], labels) -> Network:
+    table = dict(network.sizes)
+    for label in labels:
+        if label in sizes and label not in table:
+            table[label] = int(sizes[label])
+    return replace(network, sizes=tuple(sorted(table.items())))
+
+
+def _used_inputs(network: Network, terms) -> tuple[InputSpec, ...]:
+    used = {t.name for term in terms for t in term.tensors if t.kind == KIND_INPUT}
+    return tuple(spec for spec in network.inputs if spec.name in used)
+
+
+def _used_patterns(network: Network, terms) -> tuple:
+    used = {t.name for term in terms for t in term.tensors if t.kind in (KIND_PATTERN, KIND_PATTERN_SUM)}
+    return tuple((n, s) for n, s in network.patterns if n in used)
+
+
+# -- shape-independent --------------------------------------------------------------------
+
+
+def prune_deltas(network: Network) -> Network:
+    """Remove deltas by renaming legs.
+
+    Condition, per delta occurrence in a term: repeated legs of one delta are merged
+    (``delta[a, a, b] = delta[a, b]``); a delta leg that is summed in the term (not an output
+    leg) is renamed to another leg of the same delta everywhere in the term and dropped from
+    the delta; a one-leg delta whose leg another tensor of the term carries is dropped
+    (multiplying by ones). Deltas whose legs are all output legs (diagonal embeddings) and
+    one-leg deltas of broadcast legs stay. Values are unchanged for every size.
+    """
+    out = set(network.output_legs)
+    table = dict(network.sizes)
+    terms = []
+    for term in network.terms:
+        changed = True
+        while changed:
+            changed = False
+            tensors = list(term.tensors)
+            for index, tensor in enumerate(tensors):
+                if tensor.kind != KIND_DELTA:
+                    continue
+                legs = tuple(dict.fromkeys(tensor.legs))
+                if len(legs) != len(tensor.legs):
+                    tensors[index] = replace(tensor, legs=legs)
+                    term, changed = Term(tuple(tensors), term.coeff), True
+                    break
+                summed = [leg for leg in legs if leg not in out]
+                if len(legs) >= 2 and summed:
+                    source = summed[-1]
+                    target = next(leg for leg in legs if leg != source)
+                    if source in table and target not in table:
+                        table[target] = table[source]
+                    rest = tensors[:index] + [replace(tensor, legs=tuple(l for l in legs if l != source))] + tensors[index + 1 :]
+                    term, changed = Term(tuple(rest), term.coeff).renamed({source: target}), True
+                    break
+                if len(legs) == 1:
+                    others = {leg for n, t in enumerate(tensors) if n != index for leg in t.legs}
+                    if legs[0] in others:
+                        term, changed = Term(tuple(tensors[:index] + tensors[index + 1 :]), term.coeff), True
+                        break
+                    if legs[0] not in out:  # ones summed: the size as a coefficient
+                        coeff = term.coeff * Coeff(1.0, ((legs[0], 1),))
+                        term, changed = Term(tuple(tensors[:index] + tensors[index + 1 :]), coeff), True
+                        break
+        terms.append(term)
+    return replace(network, terms=tuple(terms), sizes=tuple(sorted(table.items())))
+
+
+# -- shape-dependent ----------------------------------------------------------------------
+
+
+def drop_size_one_legs(network: Network, sizes: Mapping[str, int]) -> Network:
+    """Drop legs of size 1 where the structure allows.
+
+    Condition: a label of size 1 (in ``sizes``) is removed from deltas, from split input axes
+    that keep at least one other leg (the declaration's axis loses that split leg, and every
+    use of the input loses it), from output groups of two or more labels, and from size
+    coefficients (``|a| = 1``). A size-1 leg that is a whole input axis or a whole output
+    axis stays (it is part of an argument's or the result's shape), and so do Π legs.
+    A delta left with no legs is dropped.
+    """
+    ones = {label for label in network.labels if sizes.get(label) == 1}
+    if not ones:
+        return network
+    # input axes: per input, which (flat) leg positions can go
+    specs: dict[str, InputSpec] = {}
+    drop_positions: dict[str, set[int]] = {}
+    for spec in network.inputs:
+        uses = [t for term in network.terms for t in term.tensors if t.kind == KIND_INPUT and t.name == spec.name]
+        positions: set[int] = set()
+        flat = 0
+        new_axes = []
+        for axis in spec.axes:
+            keep = []
+            for sub, declared in enumerate(axis):
+                if len(axis) > 1 and all(use.legs[flat + sub] in ones for use in uses):
+                    positions.add(flat + sub)
+                else:
+                    keep.append(declared)
+            if not keep:  # keep one leg per axis
+                keep = [axis[-1]]
+                positions.discard(flat + len(axis) - 1)
+            new_axes.append(tuple(keep))
+            flat += len(axis)
+        specs[spec.name] = InputSpec(spec.name, tuple(new_axes), spec.span)
+        drop_positions[spec.name] = positions
+    terms = []
+    for term in network.terms:
+        tensors = []
+        for tensor in term.tensors:
+            if tensor.kind == KIND_DELTA:
+                legs = tuple(l for l in tensor.legs if l not in ones)
+                if legs:
+                    tensors.append(replace(tensor, legs=legs))
+            elif tensor.kind == KIND_INPUT:
+                drop = drop_positions[tensor.name]
+                tensors.append(replace(tensor, legs=tuple(l for n, l in enumerate(tensor.legs) if n not in drop)))
+            else:
+                tensors.append(tensor)
+        coeff = Coeff(term.coeff.value, tuple((l, p) for l, p in term.coeff.sizes if l not in ones))
+        terms.append(Term(tuple(tensors), coeff))
+    output = tuple(
+        tuple(l for l in group if l not in ones) or (group[-1],) if len(group) > 1 else group for group in network.output
+    )
+    result = replace(network, output=output, terms=tuple(terms), inputs=tuple(specs[s.name] for s in network.inputs))
+    return _with_sizes(result, sizes, result.labels)
+
+
+def merge_legs(network: Network, sizes: Mapping[str, int]) -> Network:
+    """Merge two labels ``a``, ``b`` that always travel together into one label of size |a|·|b|.
+
+    Condition: every tensor carrying ``a`` or ``b`` is an input whose legs hold ``a`` directly
+    followed by ``b`` inside one declared axis (the same flat positions in every use of that
+    input, across all terms); the output holds them adjacent in one group, or neither; no
+    coefficient mentions them; and every such input's every use has them at those positions.
+    Each input's declaration merges the two split legs into one.
+    """
+    for a, b in _pairs(network):
+        merged = _merge_pair(network, a, b, sizes)
+        if merged is not None:
+            return merge_legs(merged, sizes)
+    return network
+
+
+def _pairs(network: Network):
+    seen = set()
+    for term in network.terms:
+        for tensor in term.tensors:
+            if tensor.kind == KIND_INPUT:
+                for a, b in zip(tensor.legs, tensor.legs[1:]):
+                    if a != b and (a, b) not in seen:
+                        seen.add((a, b))
+                        yield a, b
+
+
+def _merge_pair(network: Network, a: str, b: str, sizes: Mapping[str, int]) -> Network | None:
+    positions: dict[str, int] = {}
+    for term in network.terms:
+        if any(l in (a, b) for l, _ in term.coeff.sizes):
+            return None
+        for tensor in term.tensors:
+            if a not in tensor.legs and b not in tensor.legs:
+                continue
+            if tensor.kind != KIND_INPUT or tensor.legs.count(a) != 1 or tensor.legs.count(b) != 1:
+                return None
+            pos = tensor.legs.index(a)
+            if tensor.legs.index(b) != pos + 1 or positions.setdefault(tensor.name, pos) != pos:
+                return None
+    for name, pos in positions.items():
+        spec = network.input(name)
+        flat = 0
+        inside = False
+        for axis in spec.axes:
+            if flat <= pos and pos + 1 < flat + len(axis):
+                inside = True
+            flat += len(axis)
+        if not inside:
+            return None
+        for term in network.terms:
+            for tensor in term.tensors:
+                if tensor.kind == KIND_INPUT and tensor.name == name and tensor.legs[pos : pos + 2] != (a, b):
+                    return None
+    out = network.output_legs
+    if (a in out) != (b in out):
+        return None
+    if a in out and not any(group[i : i + 2] == (a, b) for group in network.output for i in range(len(group))):
+        return None
+    merged = a  # the merged label keeps a's name
+    terms = []
+    for term in network.terms:
+        tensors = []
+        for tensor in term.tensors:
+            if a in tensor.legs:
+                pos = tensor.legs.index(a)
+                tensor = replace(tensor, legs=tensor.legs[:pos] + (merged,) + tensor.legs[pos + 2 :])
+            tensors.append(tensor)
+        terms.append(Term(tuple(tensors), term.coeff))
+    specs = []
+    for spec in network.inputs:
+        if spec.name in positions:
+            pos, flat, axes = positions[spec.name], 0, []
+            for axis in spec.axes:
+                if flat <= pos < flat + len(axis):
+                    i = pos - flat
+                    axis = axis[:i] + (axis[i] + "_" + axis[i + 1],) + axis[i + 2 :]
+                flat += len(axis) + (1 if flat <= pos < flat + len(axis) + 1 else 0)
+                axes.append(axis)
+            spec = InputSpec(spec.name, tuple(axes), spec.span)
+        specs.append(spec)
+    output = tuple(
+        tuple(l for l in group if l != b) for group in network.output
+    )
+    table = {l: s for l, s in network.sizes if l not in (a, b)}
+    table[merged] = int(sizes[a]) * int(sizes[b])
+    return replace(network, output=output, terms=tuple(terms), inputs=tuple(specs), sizes=tuple(sorted(table.items())))
+
+
+def _pattern_uses(network: Network):
+    for t_index, term in enumerate(network.terms):
+        for index, tensor in enumerate(term.tensors):
+            if tensor.kind == KIND_PATTERN:
+                yield t_index, index, tensor, network.pattern(tensor.name)
+
+
+def _replace_tensor(network: Network, t_index: int, index: int, new: Sequence[Tensor]) -> Network:
+    term = network.terms[t_index]
+    tensors = term.tensors[:index] + tuple(new) + term.tensors[index + 1 :]
+    terms = network.terms[:t_index] + (Term(tensors, term.coeff),) + network.terms[t_index + 1 :]
+    return replace(network, terms=terms, patterns=_used_patterns(replace(network, terms=terms), terms) if False else network.patterns)
+
+
+def _tidy_patterns(network: Network) -> Network:
+    return replace(network, patterns=_used_patterns(network, network.terms))
+
+
+def dense_pattern(network: Network, sizes: Mapping[str, int]) -> Network:
+    """Replace a dense Π by splitting its input leg: ``X[.., i] Π[i, o, k] = X[.., (o k)]``.
+
+    Condition: Π has stride = K (its kernel size), no padding, dilation 1, and
+    ``I = O·K``; its in-leg ``i`` is summed, occurs once in Π, and is otherwise carried only
+    by inputs, each holding ``i`` once; for each of those inputs, every use in the network
+    (all terms) is such a use at the same leg position with equal ``(O, K)``. Then each such
+    input's declaration splits that leg into two (``(.. o k ..)``, row-major, as
+    ``torch.reshape``), its uses name ``o`` and ``k`` there, and Π disappears. The result is
+    an ordinary network (input, pattern and delta tensors only).
+    """
+    out = set(network.output_legs)
+    for t_index, index, tensor, spec in _pattern_uses(network):
+        i, o, k = tensor.legs
+        I, O, K = (int(sizes[l]) for l in (i, o, k))
+        if not (spec.stride == K and spec.pads(K) == (0, 0) and spec.dilation == 1 and I == O * K):
+            continue
+        if i in out or len({i, o, k}) != 3:
+            continue
+        term = network.terms[t_index]
+        if any(i in l for l, _ in term.coeff.sizes):
+            continue
+        carriers = [t for n, t in enumerate(term.tensors) if n != index and i in t.legs]
+        if not carriers or any(t.kind != KIND_INPUT or t.legs.count(i) != 1 for t in carriers):
+            continue
+        positions = {t.name: t.legs.index(i) for t in carriers}
+        if len(positions) != len(carriers):  # one input used twice on the same leg
+            continue
+        ok = True
+        for name, pos in positions.items():
+            count = sum(1 for t2 in network.terms for t in t2.tensors if t.kind == KIND_INPUT and t.name == name)
+            if count != 1:  # used elsewhere: its declaration cannot change for this use only
+                ok = False
+        if not ok:
+            continue
+        terms = list(network.terms)
+        new_tensors = []
+        for n, t in enumerate(term.tensors):
+            if n == index:
+                continue
+            if t.kind == KIND_INPUT and t.name in positions:
+                pos = positions[t.name]
+                t = replace(t, legs=t.legs[:pos] + (o, k) + t.legs[pos + 1 :])
+            new_tensors.append(t)
+        terms[t_index] = Term(tuple(new_tensors), term.coeff)
+        specs = []
+        for s in network.inputs:
+            if s.name in positions:
+                pos, flat, axes = positions[s.name], 0, []
+                for axis in s.axes:
+                    if flat <= pos < flat + len(axis):
+                        j = pos - flat
+                        axis = axis[:j] + (axis[j] + "_o", axis[j] + "_k") + axis[j + 1 :]
+                    flat += len(axis) if not axes or True else 0
+                    axes.append(axis)
+                s = InputSpec(s.name, tuple(axes), s.span)
+            specs.append(s)
+        # recompute flat offsets properly (axes were built from the original lengths)
+        result = replace(network, terms=tuple(terms), inputs=tuple(specs))
+        result = _with_sizes(_tidy_patterns(result), sizes, (o, k))
+        return dense_pattern(result, sizes)
+    return network
+
+
+def kernel_one_slice(network: Network, sizes: Mapping[str, int]) -> Network:
+    """Replace Π with kernel size 1 by a strided slice ``S[i, o]`` (kind ``slice``).
+
+    Condition: K = 1. Then ``Π[i, o, 0] = 1`` iff ``i = o·stride − pad_left`` (in range), so
+    Π becomes ``slice(−pad_left, stride)[i, o]`` and its kernel leg ``k`` (size 1) is
+    removed from the term (a one-leg delta keeps it if it is an output leg, else it is
+    summed over one value and disappears).
+    """
+    out = set(network.output_legs)
+    for t_index, index, tensor, spec in _pattern_uses(network):
+        i, o, k = tensor.legs
+        if int(sizes[k]) != 1 or len({i, o, k}) != 3:
+            continue
+        left, _ = spec.pads(1)
+        new = [Tensor(KIND_SLICE, slice_name(-left, spec.stride), (i, o), tensor.span)]
+        others = {l for n, t in enumerate(network.terms[t_index].tensors) if n != index for l in t.legs}
+        if k in out or k in others:
+            new.append(Tensor(KIND_DELTA, "delta", (k,), tensor.span))
+        result = _with_sizes(_tidy_patterns(_replace_tensor(network, t_index, index, new)), sizes, (i, o, k))
+        return kernel_one_slice(result, sizes)
+    return network
+
+
+def summed_pattern(network: Network, sizes: Mapping[str, int]) -> Network:
+    """Replace Π whose output leg is summed over Π alone by the constant ``M[i, k]`` (``pattern_sum``).
+
+    Condition: Π's out-leg ``o`` is not an output leg, occurs in no other tensor of the
+    term and in no coefficient, and Π's three legs differ. ``M[i, k] = Σ_o Π[i, o, k]`` with
+    ``O`` from Π's forward size rule (the value plan-time constant folding would give; this
+    is why KFAC-reduce needs no unfolded buffer).
+    """
+    out = set(network.output_legs)
+    for t_index, index, tensor, spec in _pattern_uses(network):
+        i, o, k = tensor.legs
+        term = network.terms[t_index]
+        if o in out or len({i, o, k}) != 3 or any(l == o for l, _ in term.coeff.sizes):
+            continue
+        if any(o in t.legs for n, t in enumerate(term.tensors) if n != index):
+            continue
+        if spec.out_size(int(sizes[i]), int(sizes[k])) != int(sizes[o]):
+            continue
+        new = [Tensor(KIND_PATTERN_SUM, tensor.name, (i, k), tensor.span)]
+        result = _with_sizes(_replace_tensor(network, t_index, index, new), sizes, (i, k))
+        return summed_pattern(result, sizes)
+    return network
+
+
+def downsample_pattern(network: Network, sizes: Mapping[str, int], fresh_prefix: str = "j") -> Network:
+    """Replace a down-sampling Π by a slice then a dense Π.
+
+    Condition: no padding and ``stride > dilation·(K−1)`` with stride > 1 and K > 1 (the
+    kernel windows do not overlap, e.g. stride > kernel with dilation 1). Then
+    ``Π[i, o, k] = Σ_{j, r} S1[i, j] · D[j, o, r] · S2[r, k]`` with ``S1 = slice(0, 1)``
+    keeping the first ``J = O·stride`` entries of leg i (zero rows past ``I``), D a dense Π
+    (pattern ``conv(stride=s)`` with kernel s, added to the network as ``<name>_dense``) and
+    ``S2 = slice(0, dilation)`` picking ``r = k·dilation``. New labels ``j``, ``r`` get
+    fresh names; their sizes are added to the size table.
+    """
+    for t_index, index, tensor, spec in _pattern_uses(network):
+        i, o, k = tensor.legs
+        I, O, K = (int(sizes[l]) for l in (i, o, k))
+        s, d = spec.stride, spec.dilation
+        if not (spec.pads(K) == (0, 0) and s > d * (K - 1) and s > 1 and K > 1 and not (d == 1 and K == s)):
+            continue
+        if len({i, o, k}) != 3:
+            continue
+        used = set(network.labels)
+        j = _fresh(fresh_prefix, used)
+        r = _fresh("r", used | {j})
+        dense_name = _fresh(tensor.name + "_dense", {n for n, _ in network.patterns})
+        new = [
+            Tensor(KIND_SLICE, slice_name(0, 1), (i, j), tensor.span),
+            Tensor(KIND_PATTERN, dense_name, (j, o, r), tensor.span),
+            Tensor(KIND_SLICE, slice_name(0, d), (r, k), tensor.span),
+        ]
+        result = _replace_tensor(network, t_index, index, new)
+        patterns = dict(result.patterns)
+        patterns[dense_name] = PatternSpec(stride=s)
+        table = dict(result.sizes)
+        table.update({j: O * s, r: s})
+        result = replace(result, patterns=tuple(patterns.items()), sizes=tuple(sorted(table.items())))
+        result = _with_sizes(_tidy_patterns(result), sizes, (i, o, k))
+        sizes = dict(sizes, **{j: O * s, r: s})
+        return downsample_pattern(result, sizes, fresh_prefix)
+    return network
+
+
+def _fresh(base: str, used: set[str]) -> str:
+    n = 1
+    while f"{base}_{n}" in used:
+        n += 1
+    return f"{base}_{n}"
+
+
+def simplify(network: Network, sizes: Mapping[str, int] | None = None) -> Network:
+    """Delta pruning, then (given sizes) the IR-native shape-dependent simplifications."""
+    network = prune_deltas(network)
+    if sizes is not None:
+        network = dense_pattern(network, sizes)
+        network = drop_size_one_legs(network, sizes)
+        network = merge_legs(network, sizes)
+    return network
+
+
+# -- reference evaluation ------------------------------------------------------------------
+
+
+def evaluate(network: Network, args: Sequence[torch.Tensor], sizes: Mapping[str, int]) -> torch.Tensor:
+    """Dense reference value of ``network`` (every tensor kind materialized; einsum per term).
+
+    ``args`` follow ``network.inputs``; ``sizes`` must give every label's size.
+    """
+    import opt_einsum as oe
+
+    dtype = args[0].dtype if args else torch.get_default_dtype()
+    arg = {spec.name: a for spec, a in zip(network.inputs, args)}
+    out = network.output_legs
+    total = None
+    for term in network.terms:
+        operands, subscripts = [], []
+        symbols: dict[str, str] = {}
+
+        def sym(label: str) -> str:
+            if label not in symbols:
+                symbols[label] = oe.get_symbol(len(symbols))
+            return symbols[label]
+
+        for tensor in term.tensors:
+            shape = tuple(int(sizes[l]) for l in tensor.legs)
+            if tensor.kind == KIND_INPUT:
+                value = arg[tensor.name].to(dtype).reshape(shape)
+            elif tensor.kind == KIND_PATTERN:
+                value = network.pattern(tensor.name).dense(*shape, dtype=dtype, device="cpu")
+            elif tensor.kind == KIND_PATTERN_SUM:
+                pspec = network.pattern(tensor.name)
+                I, K = shape
+                value = pspec.dense(I, pspec.out_size(I, K), K, dtype=dtype, device="cpu").sum(1)
+            elif tensor.kind == KIND_SLICE:
+                start, step = _slice_params(tensor.name)
+                I, O = shape
+                value = torch.zeros(I, O, dtype=dtype)
+                for o in range(O):
+                    if 0 <= start + step * o < I:
+                        value[start + step * o, o] = 1
+            elif tensor.kind == KIND_DELTA:
+                n = shape[0] if shape else 1
+                if len(shape) == 1:
+                    value = torch.ones(n, dtype=dtype)
+                else:
+                    value = torch.zeros(shape, dtype=dtype)
+                    index = torch.arange(n)
+                    value[(index,) * len(shape)] = 1
+            else:
+                raise ValueError(f"unknown tensor kind {tensor.kind}")
+            operands.append(value)
+            subscripts.append("".join(sym(l) for l in tensor.legs))
+        unique = tuple(dict.fromkeys(out))
+        present = [l for l in unique if any(l in t.legs for t in term.tensors)]
+        coeff = term.coeff.evaluate(sizes)
+        if operands:
+            eq = ",".join(subscripts) + "->" + "".join(sym(l) for l in present)
+            value = oe.contract(eq, *operands, backend="torch") * coeff
+        else:
+            value = torch.tensor(coeff, dtype=dtype)
+        # broadcast missing legs
+        index = tuple(slice(None) if l in present else None for l in unique)
+        value = value[index] if index else value
+        value = value.expand(tuple(int(sizes[l]) for l in unique))
+        if unique != out:
+            full = value.new_zeros(tuple(int(sizes[l]) for l in out))
+            strides, stride = [0] * len(unique), 1
+            for position in reversed(range(len(out))):
+                strides[unique.index(out[position])] += stride
+                stride *= int(sizes[out[position]])
+            full.as_strided(value.shape, strides).copy_(value)
+            value = full
+        total = value if total is None else total + value
+    grouped = tuple(math.prod(int(sizes[l]) for l in group) for group in network.output)
+    return total.reshape(grouped)
