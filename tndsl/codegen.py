@@ -38,18 +38,32 @@ class Emitter:
     lines: list[str] = field(default_factory=list)
     constants: list[torch.Tensor] = field(default_factory=list)
     counter: int = 0
+    known: dict[str, str] = field(default_factory=dict)  # expression -> variable (CSE)
 
     def fresh(self, prefix: str = "t") -> str:
         self.counter += 1
         return f"{prefix}{self.counter}"
 
     def constant(self, value: torch.Tensor) -> str:
+        """A name for a constant; equal constants share one name (so CSE sees them)."""
+        for index, known in enumerate(self.constants):
+            if known is value or (
+                known.shape == value.shape
+                and known.dtype == value.dtype
+                and known.device == value.device
+                and torch.equal(known, value)
+            ):
+                return f"C[{index}]"
         self.constants.append(value)
         return f"C[{len(self.constants) - 1}]"
 
     def assign(self, expression: str, prefix: str = "t") -> str:
+        """Bind a pure expression to a fresh variable; an expression seen before is reused."""
+        if expression in self.known:
+            return self.known[expression]
         name = self.fresh(prefix)
         self.lines.append(f"{name} = {expression}")
+        self.known[expression] = name
         return name
 
     def function(self, name: str, params: Sequence[str], result: str, doc: str) -> str:

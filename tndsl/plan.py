@@ -16,6 +16,7 @@ import opt_einsum as oe
 import torch
 
 from .codegen import Emitter, einsum_equation
+from .lower import Operand, gram, lower, tuple_code
 from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, Network, Term
 
 __all__ = ["Signature", "plan"]
@@ -32,19 +33,6 @@ class Signature:
     device: torch.device
     dtype: torch.dtype  # the promoted dtype of the computation
     sizes: tuple[tuple[str, int], ...]  # every label's size
-
-
-@dataclass
-class _Operand:
-    """A tensor in flight: a code expression (or a constant value) and its labels."""
-
-    labels: tuple[str, ...]
-    code: str | None = None
-    value: torch.Tensor | None = None
-
-    @property
-    def constant(self) -> bool:
-        return self.value is not None
 
 
 class _Arguments:
@@ -110,8 +98,7 @@ def _identifier(name: str) -> str:
     return name if name.isidentifier() else "network"
 
 
-def _tuple(values: Sequence[int]) -> str:
-    return "(" + "".join(f"{int(v)}, " for v in values) + ")"
+_tuple = tuple_code
 
 
 def _term(term: Term, network: Network, sizes, signature, prepared, emit: Emitter, lowering: bool) -> str:
@@ -122,15 +109,15 @@ def _term(term: Term, network: Network, sizes, signature, prepared, emit: Emitte
             for leg in tensor.legs[1:]:
                 merge.union(tensor.legs[0], leg)
     output = tuple(merge.find(leg) for leg in network.output_legs)
-    operands: list[_Operand] = []
+    operands: list[Operand] = []
     for tensor in term.tensors:
         labels = tuple(merge.find(leg) for leg in tensor.legs)
         if tensor.kind == KIND_INPUT:
-            operands.append(_Operand(labels, code=prepared(tensor)))
+            operands.append(Operand(labels, code=prepared(tensor)))
         elif tensor.kind == KIND_PATTERN:
             spec = network.pattern(tensor.name)
             i, o, k = (sizes[leg] for leg in tensor.legs)
-            operands.append(_Operand(labels, value=_dense(spec, i, o, k, signature)))
+            operands.append(Operand(labels, value=_dense(spec, i, o, k, signature), pattern=(spec, i, o, k)))
     present = {label for op in operands for label in op.labels}
     coeff = term.coeff.evaluate(sizes)
     # labels only deltas touched: summed ones scale the term, open ones broadcast
@@ -140,15 +127,22 @@ def _term(term: Term, network: Network, sizes, signature, prepared, emit: Emitte
     if not operands:
         code = emit.constant(torch.ones((), dtype=signature.dtype, device=signature.device))
     else:
-        code = _contract(operands, keep, sizes, emit)
+        code = _contract(operands, keep, sizes, emit, signature.dtype if lowering else None)
     if coeff != 1.0:
         code = emit.assign(f"{code} * {coeff!r}")
     return _shape_output(code, keep, output, sizes, emit)
 
 
-def _contract(operands: list[_Operand], keep: tuple[str, ...], sizes: Mapping[str, int], emit: Emitter) -> str:
-    """Contract operands down to labels ``keep`` (in that order); return the code name."""
+def _contract(
+    operands: list[Operand], keep: tuple[str, ...], sizes: Mapping[str, int], emit: Emitter, lowering: torch.dtype | None
+) -> str:
+    """Contract operands down to labels ``keep`` (in that order); return the code name.
+
+    ``lowering`` is the computation's dtype when Π lowerings and Gram steps are enabled.
+    """
     operands = [_reduce(op, operands, keep, emit) for op in operands]
+    if lowering is not None:
+        operands = lower(operands, keep, sizes, emit, lowering)
     if len(operands) > 1:
         path = _path(operands, keep, sizes)
         for i, j in path:
@@ -158,7 +152,8 @@ def _contract(operands: list[_Operand], keep: tuple[str, ...], sizes: Mapping[st
             labels = tuple(dict.fromkeys(l for l in a.labels + b.labels if l in needed))
             if not rest:
                 labels = keep
-            operands = rest + [_pair(a, b, labels, emit)]
+            step = gram(a, b, labels, sizes, emit) if lowering is not None else None
+            operands = rest + [step or _pair(a, b, labels, emit)]
     (last,) = operands
     if last.labels != keep:
         last = _single(last, keep, emit)
@@ -167,7 +162,7 @@ def _contract(operands: list[_Operand], keep: tuple[str, ...], sizes: Mapping[st
     return last.code
 
 
-def _reduce(op: _Operand, operands: list[_Operand], keep: tuple[str, ...], emit: Emitter) -> _Operand:
+def _reduce(op: Operand, operands: list[Operand], keep: tuple[str, ...], emit: Emitter) -> Operand:
     """Sum out legs only this operand has, and take diagonals of repeated legs."""
     others = set(keep).union(*(o.labels for o in operands if o is not op))
     labels = tuple(dict.fromkeys(l for l in op.labels if l in others))
@@ -176,10 +171,10 @@ def _reduce(op: _Operand, operands: list[_Operand], keep: tuple[str, ...], emit:
     return _single(op, labels, emit)
 
 
-def _single(op: _Operand, labels: tuple[str, ...], emit: Emitter) -> _Operand:
+def _single(op: Operand, labels: tuple[str, ...], emit: Emitter) -> Operand:
     """One operand to ``labels``: a permute, a sum then permute, or an einsum for diagonals."""
     if op.constant:
-        return _Operand(labels, value=torch.einsum(einsum_equation([op.labels], labels), op.value))
+        return Operand(labels, value=torch.einsum(einsum_equation([op.labels], labels), op.value))
     code = op.code
     current = op.labels
     if len(set(current)) == len(current):
@@ -189,22 +184,22 @@ def _single(op: _Operand, labels: tuple[str, ...], emit: Emitter) -> _Operand:
             current = tuple(label for label in current if label in labels)
         if current != labels:
             code = emit.assign(f"{code}.permute({_tuple(current.index(label) for label in labels)})")
-        return _Operand(labels, code=code)
-    return _Operand(labels, code=emit.assign(f"torch.einsum({einsum_equation([current], labels)!r}, {code})"))
+        return Operand(labels, code=code)
+    return Operand(labels, code=emit.assign(f"torch.einsum({einsum_equation([current], labels)!r}, {code})"))
 
 
-def _pair(a: _Operand, b: _Operand, labels: tuple[str, ...], emit: Emitter) -> _Operand:
+def _pair(a: Operand, b: Operand, labels: tuple[str, ...], emit: Emitter) -> Operand:
     if len(set(a.labels + b.labels)) > MAX_EINSUM_LEGS:
         return _broadcast_pair(a, b, labels, emit)
     equation = einsum_equation([a.labels, b.labels], labels)
     if a.constant and b.constant:
-        return _Operand(labels, value=torch.einsum(equation, a.value, b.value))
+        return Operand(labels, value=torch.einsum(equation, a.value, b.value))
     x = emit.constant(a.value) if a.constant else a.code
     y = emit.constant(b.value) if b.constant else b.code
-    return _Operand(labels, code=emit.assign(f"torch.einsum({equation!r}, {x}, {y})"))
+    return Operand(labels, code=emit.assign(f"torch.einsum({equation!r}, {x}, {y})"))
 
 
-def _broadcast_pair(a: _Operand, b: _Operand, labels: tuple[str, ...], emit: Emitter) -> _Operand:
+def _broadcast_pair(a: Operand, b: Operand, labels: tuple[str, ...], emit: Emitter) -> Operand:
     """A contraction step with more legs than einsum has letters: align, multiply, sum."""
     union = tuple(dict.fromkeys(a.labels + b.labels))
     if len(set(a.labels)) != len(a.labels) or len(set(b.labels)) != len(b.labels):
@@ -215,11 +210,11 @@ def _broadcast_pair(a: _Operand, b: _Operand, labels: tuple[str, ...], emit: Emi
     if summed:
         code = emit.assign(f"{code}.sum({_tuple(summed)})")
     rest = tuple(label for label in union if label in labels)
-    result = _Operand(rest, code=code)
+    result = Operand(rest, code=code)
     return result if rest == labels else _single(result, labels, emit)
 
 
-def _align(op: _Operand, union: tuple[str, ...], emit: Emitter) -> str:
+def _align(op: Operand, union: tuple[str, ...], emit: Emitter) -> str:
     code = emit.constant(op.value) if op.constant else op.code
     present = [label for label in union if label in op.labels]
     if tuple(present) != op.labels:
@@ -228,7 +223,7 @@ def _align(op: _Operand, union: tuple[str, ...], emit: Emitter) -> str:
     return emit.assign(f"{code}[{index}]")
 
 
-def _path(operands: list[_Operand], keep: tuple[str, ...], sizes: Mapping[str, int]) -> list[tuple[int, int]]:
+def _path(operands: list[Operand], keep: tuple[str, ...], sizes: Mapping[str, int]) -> list[tuple[int, int]]:
     symbols: dict[str, str] = {}
     for label in [l for op in operands for l in op.labels] + list(keep):
         symbols.setdefault(label, oe.get_symbol(len(symbols)))
