@@ -11,7 +11,6 @@ from tndsl.errors import (
     TnCallError,
     TnDefinitionError,
     TnNameError,
-    TnNotSupportedError,
     TnPatternError,
     TnSizeError,
     TnSyntaxError,
@@ -126,22 +125,6 @@ def test_call_pattern_empty_output():
     program = tndsl.compile("input X[i]\nsize k\npattern P = conv()\nY[o] = X[i] * P[i, o, k]", "p.tn")
     message = _call_error(program.Y, torch.ones(2), k=5)
     assert message.startswith("p.tn:4:1: ") and "empty output" in message
-
-
-def test_derived_forms_not_supported_without_rewrites(monkeypatch):
-    from tndsl import build
-
-    monkeypatch.setattr(build.Builder, "derive", None, raising=False)
-    original = build.Builder.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        self.derive = None
-
-    monkeypatch.setattr(build.Builder, "__init__", init)
-    with pytest.raises(TnNotSupportedError) as info:
-        tndsl.compile("input A[i]\nB = grad(A, A)", "d.tn")
-    assert str(info.value).startswith("d.tn:2:5: ")
 
 
 def test_cli_reports_errors_without_traceback(tmp_path, capsys):

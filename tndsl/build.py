@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Iterable
 
 from . import ast
 from .errors import (
@@ -12,7 +12,6 @@ from .errors import (
     TnArityError,
     TnDefinitionError,
     TnNameError,
-    TnNotSupportedError,
     TnPatternError,
     TnSizeError,
 )
@@ -34,6 +33,7 @@ class Declarations:
     patterns: dict[str, PatternSpec] = field(default_factory=dict)
     definitions: dict[str, ast.Definition] = field(default_factory=dict)
     spans: dict[str, Span | None] = field(default_factory=dict)
+    vmapped: dict[str, str] = field(default_factory=dict)  # input made by vmap -> the input it batches
 
 
 @dataclass
@@ -149,8 +149,6 @@ class Builder:
         self.fresh = fresh
         self.done: dict[str, Network] = {}
         self.active: list[str] = []
-        # derived forms (grad/vjp/jvp/vmap): set by the rewrite module when available
-        self.derive: Callable[["Builder", ast.Call, str, tuple[ast.Axis, ...] | None], Network] | None = __import__(__package__ + ".derive", fromlist=["derive_hook"]).derive_hook
 
     # -- definitions -------------------------------------------------------------------
     def network(self, name: str, span: Span | None = None) -> Network:
@@ -179,9 +177,9 @@ class Builder:
     def derived(self, call: ast.Call, name: str, output: tuple[ast.Axis, ...] | None) -> Network:
         if call.func not in ast.DERIVED_FORMS:
             raise TnNameError(f"unknown function '{call.func}'; expected one of {', '.join(ast.DERIVED_FORMS)}", call.span)
-        if self.derive is None:
-            raise TnNotSupportedError(f"{call.func}() is not supported yet", call.span)
-        return self.derive(self, call, name, output)
+        from .derive import derive_hook  # the rewrites build on this module
+
+        return derive_hook(self, call, name, output)
 
     def definition(self, definition: ast.Definition) -> Network:
         assert definition.output is not None

@@ -78,5 +78,5 @@ def _run(args: argparse.Namespace) -> int:
     from .derive import derive_text
 
     program = load(args.file)
-    sys.stdout.write(derive_text(program, args.names, args.simplify))
+    sys.stdout.write(derive_text(program.text, args.names, args.simplify, filename=program.filename))
     return 0

@@ -1,6 +1,6 @@
 """Derived forms in the language (grad/vjp/jvp/vmap) and ``tndsl derive``.
 
-:func:`derive_hook` is installed as :attr:`tndsl.build.Builder.derive`: it resolves the
+:func:`derive_hook` is called by :meth:`tndsl.build.Builder.derived`: it resolves the
 arguments of a call, runs the rewrite of :mod:`tndsl.rewrite` and checks the result.
 :func:`format_network` prints any network as a plain ``.tn`` definition, and
 :func:`derive_text` prints a whole program with every derived definition expanded.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import sys
 from typing import Sequence
 
 from . import ast
@@ -32,7 +31,7 @@ from .printer import format_statement
 from .rewrite import check_sizes, grad, jvp, rename_output, vjp, vmap
 from .sizes import solve
 
-__all__ = ["derive_hook", "format_network", "network_definition", "derive_text", "derive_main"]
+__all__ = ["derive_hook", "format_network", "network_definition", "derive_text"]
 
 _ARITY = {"grad": (2, 2), "vjp": (3, 3), "jvp": (3, 3), "vmap": (3, None)}
 _USAGE = {"grad": "grad(Y, W)", "vjp": "vjp(Y, W, V)", "jvp": "jvp(Y, W, T)", "vmap": "vmap(Y, b, X, ...)"}
@@ -89,7 +88,7 @@ def _vmap_input(builder: Builder, x: str, leg: str) -> str:
     candidate, n = base, 1
     while candidate in taken:
         existing = builder.decls.inputs.get(candidate)
-        if existing is not None and existing.axes == axes and getattr(builder.decls, "vmapped", {}).get(candidate) == x:
+        if existing is not None and existing.axes == axes and builder.decls.vmapped.get(candidate) == x:
             return candidate
         n += 1
         candidate = f"{base}_{n}"
@@ -99,16 +98,13 @@ def _vmap_input(builder: Builder, x: str, leg: str) -> str:
     items.insert(index + 1, (candidate, new))
     builder.decls.inputs.clear()
     builder.decls.inputs.update(items)
-    vmapped = getattr(builder.decls, "vmapped", None)
-    if vmapped is None:
-        vmapped = builder.decls.vmapped = {}  # type: ignore[attr-defined]
-    vmapped[candidate] = x
+    builder.decls.vmapped[candidate] = x
     builder.fresh.used.add(candidate)
     return candidate
 
 
 def derive_hook(builder: Builder, call: ast.Call, name: str, output: tuple[ast.Axis, ...] | None) -> Network:
-    """Build the network of a derived form ``func(args)`` (installed as ``Builder.derive``)."""
+    """Build the network of a derived form ``func(args)`` (called by ``Builder.derived``)."""
     func = call.func
     low, high = _ARITY[func]
     if len(call.args) < low or (high is not None and len(call.args) > high):
@@ -177,10 +173,6 @@ def derive_hook(builder: Builder, call: ast.Call, name: str, output: tuple[ast.A
             call.span,
             error.hint,
         ) from None
-
-
-def install(builder: Builder) -> None:
-    builder.derive = derive_hook
 
 
 # -- printing networks back as .tn ------------------------------------------------------
@@ -344,29 +336,3 @@ def _all_names(program: ast.Program, networks: dict[str, Network]) -> set[str]:
         if isinstance(statement, ast.InputDecl):
             used.update(label.name for axis in statement.axes for label in axis.labels)
     return used
-
-
-def derive_main(argv: Sequence[str] | None = None) -> int:
-    """``tndsl derive FILE.tn [NAME ...] [--simplify]``: print the expanded program."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="tndsl derive", description="expand grad/vjp/jvp/vmap into plain .tn")
-    parser.add_argument("file")
-    parser.add_argument("names", nargs="*", metavar="NAME")
-    parser.add_argument("--simplify", action="store_true", help="prune deltas before printing")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0) and 2
-    try:
-        with open(args.file, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as error:
-        print(f"tndsl derive: cannot read {args.file}: {error.strerror}", file=sys.stderr)
-        return 1
-    try:
-        sys.stdout.write(derive_text(text, args.names, args.simplify, args.file))
-    except TnError as error:
-        print(error, file=sys.stderr)
-        return 1
-    return 0

@@ -153,6 +153,20 @@ class Network:
     def with_terms(self, terms: Iterable[Term]) -> "Network":
         return replace(self, terms=tuple(terms))
 
+    def svg(self) -> str:
+        """The network's diagram as SVG text (needs Graphviz's ``dot``)."""
+        from .render import render
+
+        return render(self)
+
+    def _repr_svg_(self) -> str | None:
+        from .errors import TnNotSupportedError
+
+        try:
+            return self.svg()
+        except TnNotSupportedError:
+            return None
+
     def graph(self, term: int = 0) -> nx.MultiGraph:
         """The bipartite tensor/index graph of one term (nodes ``("t", i)`` and ``("i", label)``).
 

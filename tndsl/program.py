@@ -57,6 +57,16 @@ class Function:
             entry = self._cache[key] = self._plan(tensors, keywords)
         return entry[0](*tensors)
 
+    def svg(self) -> str:
+        """This definition's diagram as SVG text (needs Graphviz's ``dot``)."""
+        from .render import render
+
+        return render(self.network)
+
+    def _repr_svg_(self) -> str | None:
+        """Jupyter display; None (plain repr) when Graphviz is not installed."""
+        return _svg_or_none(self.svg)
+
     def source(self, *args: Any, **kwargs: Any) -> str:
         """The generated Python source for these arguments' shapes, dtypes and device."""
         tensors, keywords = self._bind(args, kwargs)
@@ -125,6 +135,15 @@ class Function:
         return plan(self.network, signature, self.lowering)
 
 
+def _svg_or_none(draw) -> str | None:
+    from .errors import TnNotSupportedError
+
+    try:
+        return draw()
+    except TnNotSupportedError:
+        return None
+
+
 class Program:
     """A parsed and built ``.tn`` program: one :class:`Function` per definition."""
 
@@ -149,6 +168,15 @@ class Program:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.functions)
+
+    def svg(self, names: list[str] | None = None) -> str:
+        """The diagram of some (default all) definitions as SVG text."""
+        from .render import render_program
+
+        return render_program([self[name].network for name in names or list(self.networks)])
+
+    def _repr_svg_(self) -> str | None:
+        return _svg_or_none(self.svg)
 
     def __repr__(self) -> str:
         return f"<tndsl program {self.filename}: {', '.join(self.functions)}>"

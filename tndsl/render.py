@@ -189,14 +189,15 @@ def _term(network: Network, term: Term, prefix: str) -> _Drawing:
         ends = [tensors[i] for i in owners] + ([end[0]] if end else [])
         if len(ends) == 2:
             # An ordinary leg, a trace loop, or an open leg: one line.
-            drawing.edge(ends[0], ends[1], label if end is None or end[1] else "", **{"class": "leg"})
+            port = {"headport": "n"} if end else {}
+            drawing.edge(ends[0], ends[1], label if end is None or end[1] else "", **port, **{"class": "leg"})
             continue
         dot = f"{prefix}h{k}"
         drawing.node(dot, **_dot_attrs())
         for n, node in enumerate(ends[: len(owners)]):
             drawing.edge(node, dot, "" if end or n else label, **{"class": "leg"})
         if end:
-            drawing.edge(dot, end[0], label if end[1] else "", **{"class": "leg"})
+            drawing.edge(dot, end[0], label if end[1] else "", headport="n", **{"class": "leg"})
     for node in drawing.nodes:
         incoming = [drawing.ranks[tail] for tail, head, _ in drawing.edges if head == node and tail != head]
         if incoming or node.startswith(f"{prefix}x"):
@@ -215,7 +216,7 @@ def _place_open_ends(drawing: _Drawing, network: Network, prefix: str, bottom: i
             junction = f"{prefix}j{g}"
             drawing.node(junction, label="", shape="point", width="0.07", color="black", **{"class": "merge"})
             drawing.ranks[junction] = bottom - 1
-            drawing.edge(junction, node, penwidth="4", **{"class": "group-leg"})
+            drawing.edge(junction, node, penwidth="4", headport="n", **{"class": "group-leg"})
     for g in range(1, len(network.output)):
         drawing.edge(f"{prefix}o{g - 1}", f"{prefix}o{g}", style="invis")
     for tail, head, _ in drawing.edges:

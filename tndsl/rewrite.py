@@ -248,14 +248,16 @@ def vjp(
         specs = list(cotangent.inputs)
     terms = tuple(Term(d.tensors + v.tensors, d.coeff * v.coeff) for d in derivative.terms for v in factors)
     order = [s.name for s in network.inputs] + [s.name for s in specs]
-    return replace(
+    from .simplify import prune_deltas  # Y's legs are summed now: their deltas go
+
+    return prune_deltas(replace(
         derivative,
         name=name or f"vjp({network.name}, {wrt}, {cotangent.name})",
         output=derivative.output[len(network.output) :],
         terms=terms,
         inputs=_order_inputs(list(network.inputs) + specs, terms, order),
         sizes=sizes.items(),
-    )
+    ))
 
 
 def jvp(

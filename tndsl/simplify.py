@@ -257,24 +257,43 @@ def _merge_pair(network: Network, a: str, b: str, sizes: Mapping[str, int]) -> N
                 tensor = replace(tensor, legs=tensor.legs[:pos] + (merged,) + tensor.legs[pos + 2 :])
             tensors.append(tensor)
         terms.append(Term(tuple(tensors), term.coeff))
-    specs = []
-    for spec in network.inputs:
-        if spec.name in positions:
-            pos, flat, axes = positions[spec.name], 0, []
-            for axis in spec.axes:
-                if flat <= pos < flat + len(axis):
-                    i = pos - flat
-                    axis = axis[:i] + (axis[i] + "_" + axis[i + 1],) + axis[i + 2 :]
-                flat += len(axis) + (1 if flat <= pos < flat + len(axis) + 1 else 0)
-                axes.append(axis)
-            spec = InputSpec(spec.name, tuple(axes), spec.span)
-        specs.append(spec)
+    specs = [
+        _merge_axis(spec, positions[spec.name]) if spec.name in positions else spec for spec in network.inputs
+    ]
     output = tuple(
         tuple(l for l in group if l != b) for group in network.output
     )
     table = {l: s for l, s in network.sizes if l not in (a, b)}
     table[merged] = int(sizes[a]) * int(sizes[b])
     return replace(network, output=output, terms=tuple(terms), inputs=tuple(specs), sizes=tuple(sorted(table.items())))
+
+
+def _split_axis(spec: InputSpec, pos: int, split) -> InputSpec:
+    """The declaration with its flat leg ``pos`` split into the labels ``split(leg)``."""
+    flat, axes = 0, []
+    for axis in spec.axes:
+        if flat <= pos < flat + len(axis):
+            j = pos - flat
+            axis = axis[:j] + tuple(split(axis[j])) + axis[j + 1 :]
+            flat += len(axis) - 1
+        else:
+            flat += len(axis)
+        axes.append(axis)
+    return InputSpec(spec.name, tuple(axes), spec.span)
+
+
+def _merge_axis(spec: InputSpec, pos: int) -> InputSpec:
+    """The declaration with flat legs ``pos`` and ``pos + 1`` (one axis) merged."""
+    flat, axes = 0, []
+    for axis in spec.axes:
+        if flat <= pos < flat + len(axis):
+            j = pos - flat
+            new = axis[:j] + (axis[j] + "_" + axis[j + 1],) + axis[j + 2 :]
+        else:
+            new = axis
+        flat += len(axis)
+        axes.append(new)
+    return InputSpec(spec.name, tuple(axes), spec.span)
 
 
 def _pattern_uses(network: Network):
@@ -288,7 +307,7 @@ def _replace_tensor(network: Network, t_index: int, index: int, new: Sequence[Te
     term = network.terms[t_index]
     tensors = term.tensors[:index] + tuple(new) + term.tensors[index + 1 :]
     terms = network.terms[:t_index] + (Term(tensors, term.coeff),) + network.terms[t_index + 1 :]
-    return replace(network, terms=terms, patterns=_used_patterns(replace(network, terms=terms), terms) if False else network.patterns)
+    return replace(network, terms=terms)
 
 
 def _tidy_patterns(network: Network) -> Network:
@@ -340,19 +359,10 @@ def dense_pattern(network: Network, sizes: Mapping[str, int]) -> Network:
                 t = replace(t, legs=t.legs[:pos] + (o, k) + t.legs[pos + 1 :])
             new_tensors.append(t)
         terms[t_index] = Term(tuple(new_tensors), term.coeff)
-        specs = []
-        for s in network.inputs:
-            if s.name in positions:
-                pos, flat, axes = positions[s.name], 0, []
-                for axis in s.axes:
-                    if flat <= pos < flat + len(axis):
-                        j = pos - flat
-                        axis = axis[:j] + (axis[j] + "_o", axis[j] + "_k") + axis[j + 1 :]
-                    flat += len(axis) if not axes or True else 0
-                    axes.append(axis)
-                s = InputSpec(s.name, tuple(axes), s.span)
-            specs.append(s)
-        # recompute flat offsets properly (axes were built from the original lengths)
+        specs = [
+            _split_axis(spec, positions[spec.name], lambda leg: (leg + "_o", leg + "_k")) if spec.name in positions else spec
+            for spec in network.inputs
+        ]
         result = replace(network, terms=tuple(terms), inputs=tuple(specs))
         result = _with_sizes(_tidy_patterns(result), sizes, (o, k))
         return dense_pattern(result, sizes)
