@@ -90,6 +90,12 @@ class _Context:
             code = self.emit.assign(f"{code}.reshape({tuple_code(shape)})")
         return code
 
+    def unflatten(self, code: str, groups: Sequence[Sequence[str]]) -> str:
+        """Split a result with one axis per group into one axis per label (if not already)."""
+        if all(len(group) == 1 for group in groups):
+            return code
+        return self.emit.assign(f"{code}.reshape({tuple_code(self.sizes[l] for group in groups for l in group)})")
+
     def replace(self, group: Sequence[Operand], result: Operand) -> list[Operand]:
         return [op for op in self.operands if all(op is not g for g in group)] + [result]
 
@@ -220,7 +226,7 @@ def _conv(ctx: _Context) -> list[Operand] | None:
                 f"{tuple_code(dilations)}, {ctx.size(groups)})"
             )
             labels = tuple(batch + groups + out_channels + [p.labels[1] for p in pats])
-            y = ctx.emit.assign(f"{y}.reshape({tuple_code(ctx.sizes[l] for l in labels)})")
+            y = ctx.unflatten(y, [batch, groups + out_channels] + [[p.labels[1]] for p in pats])
             return ctx.replace(group, Operand(labels, code=y))
     return None
 
@@ -268,7 +274,7 @@ def _conv_weight(ctx: _Context) -> list[Operand] | None:
                 f"{tuple_code(padding)}, {tuple_code(dilations)}, {ctx.size(groups)})"
             )
             labels = tuple(groups + out_channels + channels + [p.labels[2] for p in pats])
-            y = ctx.emit.assign(f"{y}.reshape({tuple_code(ctx.sizes[l] for l in labels)})")
+            y = ctx.unflatten(y, [groups + out_channels, channels] + [[p.labels[2]] for p in pats])
             return ctx.replace(group, Operand(labels, code=y))
     return None
 
@@ -328,7 +334,7 @@ def _conv_transpose(ctx: _Context) -> list[Operand] | None:
                 index = ", ".join([":", ":"] + [f"{left}:{left + i}" for (left, _), i in zip(pads, ins)])
                 y = ctx.emit.assign(f"{y}[{index}]")
             labels = tuple(batch + groups + in_channels + [p.labels[0] for p in pats])
-            y = ctx.emit.assign(f"{y}.reshape({tuple_code(ctx.sizes[l] for l in labels)})")
+            y = ctx.unflatten(y, [batch, groups + in_channels] + [[p.labels[0]] for p in pats])
             return ctx.replace(group, Operand(labels, code=y))
     return None
 

@@ -30,6 +30,7 @@ class Function:
         self.network = network
         self.lowering = _lowering_default() if lowering is None else lowering
         self._cache: dict[tuple, tuple[Any, str]] = {}
+        self._fast: dict[tuple, Any] = {}  # positional-only calls: signature -> function
         self.keywords = tuple(dict.fromkeys(v for _, v in network.sizes if isinstance(v, str)))
 
     @property
@@ -45,16 +46,21 @@ class Function:
         return f"<tndsl function {self.name}({args})>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if not kwargs:
+            # fast path: positional tensors whose signature was planned before
+            try:
+                function = self._fast.get(tuple((a.shape, a.dtype, a.device) for a in args))
+            except AttributeError:
+                function = None
+            if function is not None:
+                return function(*args)
         tensors, keywords = self._bind(args, kwargs)
-        key = (
-            tuple(t.shape for t in tensors),
-            tuple(t.dtype for t in tensors),
-            tuple(t.device for t in tensors),
-            tuple(keywords.items()),
-        )
-        entry = self._cache.get(key)
+        key = tuple((t.shape, t.dtype, t.device) for t in tensors)
+        entry = self._cache.get((key, tuple(keywords.items())))
         if entry is None:
-            entry = self._cache[key] = self._plan(tensors, keywords)
+            entry = self._cache[(key, tuple(keywords.items()))] = self._plan(tensors, keywords)
+            if not keywords:
+                self._fast[key] = entry[0]
         return entry[0](*tensors)
 
     def svg(self) -> str:
