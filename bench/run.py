@@ -35,7 +35,7 @@ from torch import Tensor
 
 from bench.cases import CASES, VARIANTS, Case, SkipVariant, tiny
 
-__all__ = ["main", "run_case", "run_suite", "smoke", "set_precision", "machine_info", "write_results"]
+__all__ = ["main", "run_case", "run_suite", "smoke", "set_precision", "machine_info", "write_results", "run_info", "table"]
 
 MIN_ROUNDS = 3
 """Rounds run even past the per-case time budget."""
@@ -221,10 +221,9 @@ def run_case(
                 row["status"] = peak
             else:
                 row["peak_mib"] = max(peak, 0.0)
-    base = rows["pytorch"]["median_ms"]
-    for row in rows.values():
-        if base and row["median_ms"] is not None:
-            row["ratio"] = row["median_ms"] / base
+    if "pytorch" in times:  # paired: the same round's times, robust to drifting load
+        for name in names:
+            rows[name]["ratio"] = statistics.median(t / p for t, p in zip(times[name], times["pytorch"]))
     return list(rows.values())
 
 
@@ -300,8 +299,8 @@ def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
-def markdown(results: dict[str, Any]) -> str:
-    """The results as markdown: how they were made, then one table row per (case, variant)."""
+def run_info(results: dict[str, Any]) -> str:
+    """Markdown bullets: machine, versions, precision, command, method."""
     m, p = results["machine"], results["precision"]
     where = f"{m['gpu']} (CUDA {m['cuda']}, cuDNN {m['cudnn']})" if m["device"] == "cuda" else (
         f"{m['cpu']}, {m['cpu_threads']} threads"
@@ -316,7 +315,13 @@ def markdown(results: dict[str, Any]) -> str:
         f"'{p['float32_matmul_precision']}'; cudnn.benchmark {p['cudnn.benchmark']})",
         f"- **Command:** `{m['command']}` ({m['date']})",
         f"- **Method:** {results['method']}",
-        "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def table(results: dict[str, Any]) -> str:
+    """Markdown table, one row per (case, variant)."""
+    lines = [
         "| case | inputs | variant | median ms | × PyTorch | extra peak MiB | max rel err | note |",
         "|---|---|---|--:|--:|--:|--:|---|",
     ]
@@ -352,13 +357,12 @@ def plot(results: dict[str, Any], path: Path) -> str | None:
         if points:
             ax.scatter(*zip(*points), marker=marker, s=45, label=variant, zorder=3)
     ax.set_yscale("log")
-    ratio_label = FuncFormatter(lambda y, _: f"{y:g}×")
-    ax.yaxis.set_major_formatter(ratio_label)
-    ax.yaxis.set_minor_formatter(ratio_label)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}×"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: f"{y:g}×" if f"{y:.0e}"[0] in "25" else ""))
     ax.tick_params(axis="y", which="minor", labelsize=7)
     ax.set_xlim(-0.5, len(cases) - 0.5)
     ax.set_xticks(range(len(cases)), cases, rotation=35, ha="right", fontsize=8)
-    ax.set_ylabel("time / PyTorch's time (median)")
+    ax.set_ylabel("time / PyTorch's time (median per round)")
     m = results["machine"]
     ax.set_title(f"{m.get('gpu') or m['cpu']} — torch {m['torch']}, float32, TF32 off", fontsize=10)
     ax.grid(axis="y", which="both", alpha=0.3)
@@ -377,7 +381,7 @@ def write_results(results: dict[str, Any], out: Path) -> None:
         results["notes"].append(note)
     (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     notes = "".join(f"- **Note:** {n}\n" for n in results["notes"])
-    (out / "results.md").write_text("# Benchmark results\n\n" + notes + markdown(results))
+    (out / "results.md").write_text("# Benchmark results\n\n" + notes + run_info(results) + "\n" + table(results))
 
 
 def _method(device: str, repeat: int, budget_s: float) -> str:
@@ -389,7 +393,8 @@ def _method(device: str, repeat: int, budget_s: float) -> str:
     )
     return (
         f"median of up to {repeat} interleaved rounds (≥ {MIN_ROUNDS}, {budget_s:g} s budget per case) "
-        f"after a first call and 2 warm-up calls, timed with {clock}; extra peak memory: {memory}, "
+        f"after a first call and 2 warm-up calls, timed with {clock}; × PyTorch is the median over "
+        f"rounds of the time divided by PyTorch's time in the same round; extra peak memory: {memory}, "
         f"for one call after a first one; max rel err = max|out − ref| / max|ref| against PyTorch's way "
         f"(> {TOLERANCE:g}: 'mismatch'). einconv's expression (dense Π, simplify=True) is built once per "
         f"case; tndsl compiles once per case and plans on its first call."

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cases import VARIANTS
-from bench.run import markdown
+from bench.run import run_info, table
 
 __all__ = ["main", "section", "refresh"]
 
@@ -34,9 +34,9 @@ The cases, their `.tn` programs and the PyTorch / einconv code are in `bench/cas
 - GPU (full sizes, batch 32): `bench/gpu.sh`
 - Refresh this page: `python -m bench.update_docs bench/out-cpu` (or `bench/out-gpu`)
 
-Times are medians over interleaved rounds; "×" is the ratio to PyTorch's time (lower is
-better); memory is the extra peak of one call (CUDA allocator peak, or peak RSS of a child
-process on CPU).
+Times are medians over interleaved rounds; "×" is the median over rounds of the ratio to
+PyTorch's time in the same round (lower is better); memory is the extra peak of one call
+(CUDA allocator peak, or peak RSS of a child process on CPU).
 
 <!-- bench:cuda:start -->
 ## GPU
@@ -99,7 +99,7 @@ def summary(results: dict[str, Any]) -> str:
 
 
 def section(results: dict[str, Any], image: str) -> str:
-    """The markdown section for one run: plot, summary, full table, programs."""
+    """The markdown section for one run: plot, how it was made, summary, full table, programs."""
     device = results["machine"]["device"]
     programs = "\n".join(
         f"**{name}** — {case['title']}\n\n```\n{case['program']}```\n" for name, case in results["cases"].items()
@@ -108,8 +108,9 @@ def section(results: dict[str, Any], image: str) -> str:
     return (
         f"## {_TITLES[device]}\n\n"
         f"![time relative to PyTorch per case, log scale]({image})\n\n"
+        f"{notes}{run_info(results)}\n"
         f"{summary(results)}\n"
-        f"{notes}{markdown(results)}\n"
+        f"<details><summary>Every row, with the max rel err against PyTorch</summary>\n\n{table(results)}\n</details>\n\n"
         f"<details><summary>The tndsl programs</summary>\n\n{programs}\n</details>\n"
     )
 

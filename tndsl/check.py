@@ -30,7 +30,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +49,7 @@ __all__ = [
     "parse_check_lines",
     "relative_error",
     "TOLERANCE",
+    "TnCheckError",
 ]
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}

@@ -26,7 +26,7 @@ import torch
 from .codegen import Emitter
 from .patterns import PatternSpec
 
-__all__ = ["Operand", "lower", "gram", "tuple_code", "GRAM_CHUNK_ELEMENTS"]
+__all__ = ["Operand", "lower", "gram", "is_dense", "tuple_code", "GRAM_CHUNK_ELEMENTS"]
 
 #: A Gram step over an operand larger than this (elements) is computed in chunks.
 GRAM_CHUNK_ELEMENTS = 1 << 22
@@ -55,6 +55,12 @@ class Operand:
     def plain(self) -> bool:
         """A runtime tensor without repeated legs that is not a window view."""
         return self.code is not None and not self.window and len(set(self.labels)) == len(self.labels)
+
+
+def is_dense(pattern: tuple[PatternSpec, int, int, int]) -> bool:
+    """Π whose windows tile the input: kernel = stride, dilation 1, no padding."""
+    spec, _, _, kernel = pattern
+    return spec.stride == kernel and spec.dilation == 1 and spec.pads(kernel) == (0, 0)
 
 
 def tuple_code(values: Sequence[int]) -> str:
@@ -106,7 +112,13 @@ def lower(
     """Apply the Π lowerings until none matches; return the new operand list."""
     if not dtype.is_floating_point:
         return operands
-    matchers: list[Callable[[_Context], list[Operand] | None]] = [_conv, _conv_weight, _conv_transpose, _window_view]
+    matchers: list[Callable[[_Context], list[Operand] | None]] = [
+        _conv,
+        _conv_weight,
+        _conv_transpose,
+        _window_view,
+        _axis_matrix,
+    ]
     changed = True
     while changed:
         changed = False
@@ -387,6 +399,39 @@ def _window_view(ctx: _Context) -> list[Operand] | None:
             labels[axis : axis + 1] = [p.labels[1], p.labels[2]]
         return ctx.replace([x, *pats], Operand(tuple(labels), code=code, window=True))
     return None
+
+
+def _axis_matrix(ctx: _Context) -> list[Operand] | None:
+    """``X[…, i]·M[i, k]`` for a constant matrix (a Π folded over its out-leg) → ``X @ M``.
+
+    The innermost such axis goes first, so the matrix product reads ``X`` in place; each
+    product shrinks ``X`` (``k ≤ i``), so the later ones move less memory.
+    """
+    best = None
+    for x in ctx.operands:
+        if not x.plain:
+            continue
+        for m in ctx.operands:
+            if not m.constant or len(m.labels) != 2 or len(set(m.labels)) != 2:
+                continue
+            shared = [label for label in m.labels if label in x.labels]
+            if len(shared) != 1 or not ctx.only_in(shared[0], x, m):
+                continue
+            (i,) = shared
+            (k,) = [label for label in m.labels if label != i]
+            if ctx.sizes[k] > ctx.sizes[i]:
+                continue
+            axis = x.labels.index(i)
+            if best is None or axis > best[2]:
+                best = (x, m, axis, i, k)
+    if best is None:
+        return None
+    x, m, axis, i, k = best
+    value = m.value if m.labels == (i, k) else m.value.t().contiguous()
+    code = x.code if axis == len(x.labels) - 1 else ctx.emit.assign(f"{x.code}.movedim({axis}, -1)")
+    code = ctx.emit.assign(f"{code} @ {ctx.emit.constant(value)}")
+    labels = x.labels[:axis] + x.labels[axis + 1 :] + (k,)
+    return ctx.replace([x, m], Operand(labels, code=code))
 
 
 # -- Gram steps ----------------------------------------------------------------------------

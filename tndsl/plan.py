@@ -16,7 +16,7 @@ import opt_einsum as oe
 import torch
 
 from .codegen import Emitter, einsum_equation
-from .lower import Operand, gram, lower, tuple_code
+from .lower import Operand, gram, is_dense, lower, tuple_code
 from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, Network, Term
 
 __all__ = ["Signature", "plan"]
@@ -140,9 +140,11 @@ def _contract(
 
     ``lowering`` is the computation's dtype when Π lowerings and Gram steps are enabled.
     """
-    operands = [_reduce(op, operands, keep, emit) for op in operands]
+    spare = lowering is not None
+    operands = [_reduce(op, operands, keep, emit, spare) for op in operands]
     if lowering is not None:
         operands = lower(operands, keep, sizes, emit, lowering)
+        operands = [_reduce(op, operands, keep, emit, spare) for op in operands]
     if len(operands) > 1:
         path = _path(operands, keep, sizes)
         for i, j in path:
@@ -162,8 +164,16 @@ def _contract(
     return last.code
 
 
-def _reduce(op: Operand, operands: list[Operand], keep: tuple[str, ...], emit: Emitter) -> Operand:
-    """Sum out legs only this operand has, and take diagonals of repeated legs."""
+def _reduce(op: Operand, operands: list[Operand], keep: tuple[str, ...], emit: Emitter, spare: bool = False) -> Operand:
+    """Sum out legs only this operand has, and take diagonals of repeated legs.
+
+    With ``spare``, a dense Π on an input is left alone: its window view is a reshape,
+    and summing that view is cheaper than folding Π into a matrix.
+    """
+    if spare and op.pattern is not None and is_dense(op.pattern) and any(
+        o.code is not None and o.labels.count(op.labels[0]) == 1 for o in operands
+    ):
+        return op
     others = set(keep).union(*(o.labels for o in operands if o is not op))
     labels = tuple(dict.fromkeys(l for l in op.labels if l in others))
     if labels == op.labels:
