@@ -188,3 +188,15 @@ def test_derived_gallery_matches_hand_written_conv_vjps():
     if hand.exists():  # same stride/padding/dilation as the hand-written weight VJP
         written = tndsl.load(hand)
         torch.testing.assert_close(written.GW2(x, v, g=2, k1=2, k2=3), derived.GW(x, v, g=2, k1=2, k2=3))
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "gallery").glob("*.tn")), ids=lambda p: p.name)
+def test_derived_gallery_programs_pass_check(path, tmp_path):
+    from tndsl.check import check_file
+
+    derived = tmp_path / path.name
+    derived.write_text(derive_text(path.read_text(), filename=str(path)))
+    code = [line for line in derived.read_text().splitlines() if not line.startswith("#")]
+    assert not any(form + "(" in line for line in code for form in ("grad", "vjp", "jvp", "vmap"))
+    rows = check_file(derived)
+    assert rows and all(row.passed for row in rows), [row for row in rows if not row.passed]

@@ -246,8 +246,8 @@ def test_dense_dtype_and_device():
         ("pattern P = conv(stride=1, stride=2)", 28, TnPatternError, "parameter 'stride' given twice"),
         ("pattern P = pool(stride=2)", 13, TnPatternError, "unknown pattern kind 'pool'"),
         # negative numbers are not in the grammar: a positioned syntax error at the sign
-        ("pattern P = conv(padding=-1)", 26, TnSyntaxError, "unexpected '-'"),
-        ("pattern P = conv(padding=(1, -2))", 30, TnSyntaxError, "unexpected '-'"),
+        ("pattern P = conv(padding=-1)", 18, TnPatternError, "padding must be non-negative"),
+        ("pattern P = conv(padding=(1, -2))", 18, TnPatternError, "non-negative integers"),
     ],
 )
 def test_invalid_parameters_are_positioned(line, col, error, words):

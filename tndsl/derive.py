@@ -289,7 +289,9 @@ def derive_text(text: str, names: Sequence[str] = (), simplify: bool = False, fi
 
     ``names`` restricts the expansion to those definitions (all derived ones by default).
     With ``simplify``, shape-independent simplifications (:func:`tndsl.simplify.prune_deltas`)
-    are applied first. Declarations are kept; vmapped inputs get their declarations.
+    are applied first. Declarations are kept; vmapped inputs get their declarations. The
+    file's header comment (the comment lines before its first statement, with any
+    ``# check:`` lines) is kept, so a derived gallery program still checks itself.
     """
     program = parse(text, filename)
     decls, networks = build(program)
@@ -307,6 +309,10 @@ def derive_text(text: str, names: Sequence[str] = (), simplify: bool = False, fi
         elif anchor is not None:
             added.setdefault(anchor, []).append(input_name)
     lines: list[str] = []
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        lines.append(line.rstrip())
     for statement in program.statements:
         if isinstance(statement, ast.Definition) and _contains_call(statement.expr) and (not names or statement.name in names):
             network = networks[statement.name]
