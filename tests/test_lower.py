@@ -33,7 +33,7 @@ EXPECTED = {
     "GW": "torch.nn.grad.conv2d_weight(",
     "GX": "F.conv_transpose2d(",
     "U": ".unfold(",
-    "KFC": "torch.bmm(",
+    "KFC": "torch.baddbmm(",
 }
 
 

@@ -92,7 +92,7 @@ class _Context:
         if tuple(order) != op.labels:
             code = self.emit.assign(f"{code}.permute({tuple_code(op.labels.index(l) for l in order)})")
         shape = [self.size(group) for group in groups]
-        if len(groups) != len(order) or any(len(group) != 1 for group in groups):
+        if shape != [self.sizes[l] for l in order]:
             code = self.emit.assign(f"{code}.reshape({tuple_code(shape)})")
         return code
 
@@ -149,12 +149,12 @@ def _pick(candidates: list[Operand]) -> list[Operand]:
 
 
 def _split(ctx: _Context, op: Operand, other: Operand, skip: set[str], group: list[Operand]):
-    """Classify ``op``'s legs not in ``skip``: shared-summed, shared-kept, own-kept.
+    """Classify ``op``'s legs not in ``skip``: shared-summed, shared-kept, own-kept, own size-1.
 
-    Returns None when a leg is neither shared nor needed elsewhere (it would have been
-    summed before lowering) or repeated.
+    Size-1 legs that nothing else needs ride along in a reshape. Returns None when another
+    leg is neither shared nor needed elsewhere (it would have been summed before lowering).
     """
-    summed, shared, own = [], [], []
+    summed, shared, own, ones = [], [], [], []
     for label in op.labels:
         if label in skip:
             continue
@@ -166,9 +166,11 @@ def _split(ctx: _Context, op: Operand, other: Operand, skip: set[str], group: li
             shared.append(label)
         elif out:
             own.append(label)
+        elif ctx.sizes[label] == 1:
+            ones.append(label)
         else:
             return None
-    return summed, shared, own
+    return summed, shared, own, ones
 
 
 def _geometry(pats: Sequence[Operand]):
@@ -226,12 +228,12 @@ def _conv(ctx: _Context) -> list[Operand] | None:
             ws = _split(ctx, w, x, set(kernel), group)
             if xs is None or ws is None:
                 continue
-            channels, groups, batch = xs
-            _, _, out_channels = ws
+            channels, groups, batch, x_ones = xs
+            _, _, out_channels, w_ones = ws
             strides, pads, dilations, _, outs, kernels = _geometry(pats)
-            xr = ctx.arrange(x, [batch, groups + channels] + [[s] for s in spatial])
+            xr = ctx.arrange(x, [batch, groups + channels + x_ones] + [[s] for s in spatial])
             xr, padding = _pad_input(ctx, xr, pads)
-            wr = ctx.arrange(w, [groups + out_channels, channels] + [[k] for k in kernel])
+            wr = ctx.arrange(w, [groups + out_channels + w_ones, channels] + [[k] for k in kernel])
             n = len(pats)
             y = ctx.emit.assign(
                 f"F.conv{n}d({xr}, {wr}, None, {tuple_code(strides)}, {tuple_code(padding)}, "
@@ -273,12 +275,12 @@ def _conv_weight(ctx: _Context) -> list[Operand] | None:
             vs = _split(ctx, v, x, set(outs_l), group)
             if xs is None or vs is None:
                 continue
-            batch, groups, channels = xs
-            _, _, out_channels = vs
+            batch, groups, channels, x_ones = xs
+            _, _, out_channels, v_ones = vs
             strides, pads, dilations, _, _, kernels = _geometry(pats)
-            xr = ctx.arrange(x, [batch, groups + channels] + [[s] for s in spatial])
+            xr = ctx.arrange(x, [batch, groups + channels + x_ones] + [[s] for s in spatial])
             xr, padding = _pad_input(ctx, xr, pads)
-            vr = ctx.arrange(v, [batch, groups + out_channels] + [[o] for o in outs_l])
+            vr = ctx.arrange(v, [batch, groups + out_channels + v_ones] + [[o] for o in outs_l])
             n = len(pats)
             weight = [ctx.size(groups + out_channels), ctx.size(channels), *kernels]
             y = ctx.emit.assign(
@@ -321,11 +323,11 @@ def _conv_transpose(ctx: _Context) -> list[Operand] | None:
             ws = _split(ctx, w, v, set(kernel), group)
             if vs is None or ws is None:
                 continue
-            channels, groups, batch = vs
-            _, _, in_channels = ws
+            channels, groups, batch, v_ones = vs
+            _, _, in_channels, w_ones = ws
             strides, pads, dilations, ins, outs, kernels = _geometry(pats)
-            vr = ctx.arrange(v, [batch, groups + channels] + [[o] for o in outs_l])
-            wr = ctx.arrange(w, [groups + channels, in_channels] + [[k] for k in kernel])
+            vr = ctx.arrange(v, [batch, groups + channels + v_ones] + [[o] for o in outs_l])
+            wr = ctx.arrange(w, [groups + channels, in_channels + w_ones] + [[k] for k in kernel])
             full = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(outs, strides, dilations, kernels)]
             extra = [i - (f - left - right) for i, f, (left, right) in zip(ins, full, pads)]
             n = len(pats)
@@ -437,13 +439,17 @@ def _axis_matrix(ctx: _Context) -> list[Operand] | None:
 # -- Gram steps ----------------------------------------------------------------------------
 
 
-def gram(a: Operand, b: Operand, labels: tuple[str, ...], sizes: Mapping[str, int], emit: Emitter) -> Operand | None:
-    """``U·Uᵀ``: both operands the same tensor, contracted over the same axes.
+def gram(
+    a: Operand, b: Operand, labels: tuple[str, ...], sizes: Mapping[str, int], emit: Emitter, alpha: float = 1.0
+) -> Operand | None:
+    """``alpha · U·Uᵀ``: both operands the same tensor, contracted over the same axes.
 
     Positions where both carry the same label are batch (kept) or contracted legs; the other
     positions are free legs, kept on both sides. One copy of ``U`` is arranged as
-    ``[batch, free, contracted]`` and multiplied with its transpose; a large ``U`` is
-    processed in chunks of its first contracted axis so that no full copy is made.
+    ``[batch, free, contracted]`` (or ``[batch, contracted, free]`` when that is a view)
+    and multiplied with its transpose in one ``baddbmm`` that also scales by ``alpha``; a
+    large ``U`` is processed in chunks of its first contracted axis, so no full copy of it
+    is ever made.
     """
     if a.code is None or a.code != b.code or len(a.labels) != len(b.labels):
         return None
@@ -462,26 +468,31 @@ def gram(a: Operand, b: Operand, labels: tuple[str, ...], sizes: Mapping[str, in
     dims = [sizes[label] for label in a.labels]
     nb = math.prod(dims[q] for q in batch)
     nf = math.prod(dims[q] for q in free)
-    order = batch + free + summed
+    transposed = batch + summed + free == list(range(len(dims)))  # [batch, contracted, free] is a view
+    order = batch + (summed + free if transposed else free + summed)
     permute = f".permute({tuple_code(order)})" if order != list(range(len(order))) else ""
-    total = math.prod(dims)
+    shape = f"{nb}, -1, {nf}" if transposed else f"{nb}, {nf}, -1"
+    product = "{u}.transpose(1, 2), {u}" if transposed else "{u}, {u}.transpose(1, 2)"
     first = summed[0]
-    chunks = min(dims[first], GRAM_CHUNKS) if total > GRAM_CHUNK_ELEMENTS else 1
+    chunks = min(dims[first], GRAM_CHUNKS) if math.prod(dims) > GRAM_CHUNK_ELEMENTS and not transposed else 1
     if chunks <= 1:
-        u = emit.assign(f"{a.code}{permute}.reshape({nb}, {nf}, -1)")
-        g = emit.assign(f"torch.bmm({u}, {u}.transpose(1, 2))")
+        u = emit.assign(f"{a.code}{permute}.reshape({shape})")
+        g = emit.assign(f"torch.baddbmm({u}.new_empty(()), {product.format(u=u)}, beta=0, alpha={alpha!r})")
     else:
         step = -(-dims[first] // chunks)
-        g = emit.fresh("g")
-        u = emit.fresh("u")
+        g, u = emit.fresh("g"), emit.fresh("u")
         emit.lines += [
             f"{g} = None",
             f"for j in range(0, {dims[first]}, {step}):",
-            f"    {u} = {a.code}.narrow({first}, j, min({step}, {dims[first]} - j)){permute}.reshape({nb}, {nf}, -1)",
-            f"    {g} = torch.bmm({u}, {u}.transpose(1, 2)) if {g} is None else {g}.baddbmm_({u}, {u}.transpose(1, 2))",
+            f"    {u} = {a.code}.narrow({first}, j, min({step}, {dims[first]} - j)){permute}.reshape({shape})",
+            f"    if {g} is None:",
+            f"        {g} = torch.baddbmm({u}.new_empty(()), {product.format(u=u)}, beta=0, alpha={alpha!r})",
+            "    else:",
+            f"        {g}.baddbmm_({product.format(u=u)}, alpha={alpha!r})",
         ]
     result = tuple(a.labels[q] for q in batch) + tuple(a.labels[q] for q in free) + tuple(b.labels[q] for q in free)
-    g = emit.assign(f"{g}.reshape({tuple_code(sizes[l] for l in result)})")
+    if [sizes[l] for l in result] != [nb, nf, nf]:
+        g = emit.assign(f"{g}.reshape({tuple_code(sizes[l] for l in result)})")
     if result != labels:
         g = emit.assign(f"{g}.permute({tuple_code(result.index(l) for l in labels)})")
     return Operand(labels, code=g)

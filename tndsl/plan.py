@@ -127,24 +127,30 @@ def _term(term: Term, network: Network, sizes, signature, prepared, emit: Emitte
     if not operands:
         code = emit.constant(torch.ones((), dtype=signature.dtype, device=signature.device))
     else:
-        code = _contract(operands, keep, sizes, emit, signature.dtype if lowering else None)
+        code, coeff = _contract(operands, keep, sizes, emit, signature.dtype if lowering else None, coeff)
     if coeff != 1.0:
         code = emit.assign(f"{code} * {coeff!r}")
     return _shape_output(code, keep, output, sizes, emit)
 
 
 def _contract(
-    operands: list[Operand], keep: tuple[str, ...], sizes: Mapping[str, int], emit: Emitter, lowering: torch.dtype | None
-) -> str:
-    """Contract operands down to labels ``keep`` (in that order); return the code name.
+    operands: list[Operand],
+    keep: tuple[str, ...],
+    sizes: Mapping[str, int],
+    emit: Emitter,
+    lowering: torch.dtype | None,
+    coeff: float,
+) -> tuple[str, float]:
+    """Contract operands down to labels ``keep`` (in that order).
 
     ``lowering`` is the computation's dtype when Π lowerings and Gram steps are enabled.
+    Returns the code name and what is left of ``coeff`` (a final Gram step absorbs it).
     """
     spare = lowering is not None
-    operands = [_reduce(op, operands, keep, emit, spare) for op in operands]
+    operands = [_reduce(op, operands, keep, emit, sizes, spare) for op in operands]
     if lowering is not None:
         operands = lower(operands, keep, sizes, emit, lowering)
-        operands = [_reduce(op, operands, keep, emit, spare) for op in operands]
+        operands = [_reduce(op, operands, keep, emit, sizes) for op in operands]
     if len(operands) > 1:
         path = _path(operands, keep, sizes)
         for i, j in path:
@@ -154,44 +160,65 @@ def _contract(
             labels = tuple(dict.fromkeys(l for l in a.labels + b.labels if l in needed))
             if not rest:
                 labels = keep
-            step = gram(a, b, labels, sizes, emit) if lowering is not None else None
+            step = None
+            if lowering is not None:
+                step = gram(a, b, labels, sizes, emit, coeff if not rest else 1.0)
+                if step is not None and not rest:
+                    coeff = 1.0
             operands = rest + [step or _pair(a, b, labels, emit)]
     (last,) = operands
     if last.labels != keep:
         last = _single(last, keep, emit)
     if last.constant:
-        return emit.constant(last.value)
-    return last.code
+        return emit.constant(last.value), coeff
+    return last.code, coeff
 
 
-def _reduce(op: Operand, operands: list[Operand], keep: tuple[str, ...], emit: Emitter, spare: bool = False) -> Operand:
+def _reduce(
+    op: Operand, operands: list[Operand], keep: tuple[str, ...], emit: Emitter, sizes: Mapping[str, int], spare: bool = False
+) -> Operand:
     """Sum out legs only this operand has, and take diagonals of repeated legs.
 
-    With ``spare``, a dense Π on an input is left alone: its window view is a reshape,
-    and summing that view is cheaper than folding Π into a matrix.
+    With ``spare`` (before lowering), a dense Π on an input is left alone (its window view
+    is a reshape, and summing that view is cheaper than folding Π into a matrix), and so
+    are size-1 legs of runtime tensors (a lowering absorbs them into a reshape).
     """
     if spare and op.pattern is not None and is_dense(op.pattern) and any(
         o.code is not None and o.labels.count(op.labels[0]) == 1 for o in operands
     ):
         return op
     others = set(keep).union(*(o.labels for o in operands if o is not op))
+    if spare and op.code is not None:
+        others |= {label for label in op.labels if sizes[label] == 1 and op.labels.count(label) == 1}
     labels = tuple(dict.fromkeys(l for l in op.labels if l in others))
     if labels == op.labels:
         return op
-    return _single(op, labels, emit)
+    return _single(op, labels, emit, sizes)
 
 
-def _single(op: Operand, labels: tuple[str, ...], emit: Emitter) -> Operand:
-    """One operand to ``labels``: a permute, a sum then permute, or an einsum for diagonals."""
+def _single(op: Operand, labels: tuple[str, ...], emit: Emitter, sizes: Mapping[str, int] | None = None) -> Operand:
+    """One operand to ``labels``: a permute, a sum then permute, or an einsum for diagonals.
+
+    Size-1 legs are squeezed (a view); a window view is summed one axis at a time, last
+    first, which reads it in place instead of materializing it.
+    """
     if op.constant:
         return Operand(labels, value=torch.einsum(einsum_equation([op.labels], labels), op.value))
     code = op.code
     current = op.labels
     if len(set(current)) == len(current):
         summed = [n for n, label in enumerate(current) if label not in labels]
-        if summed:
+        ones = [n for n in summed if sizes is not None and sizes[current[n]] == 1]
+        if ones:
+            code = emit.assign(f"{code}.squeeze({_tuple(ones)})")
+        summed = [n - sum(1 for m in ones if m < n) for n in summed if n not in ones]
+        current = tuple(label for label in current if label in labels or sizes is None or sizes[label] != 1)
+        if summed and op.window:
+            for axis in sorted(summed, reverse=True):
+                code = emit.assign(f"{code}.sum({axis})")
+        elif summed:
             code = emit.assign(f"{code}.sum({_tuple(summed)})")
-            current = tuple(label for label in current if label in labels)
+        current = tuple(label for label in current if label in labels)
         if current != labels:
             code = emit.assign(f"{code}.permute({_tuple(current.index(label) for label in labels)})")
         return Operand(labels, code=code)

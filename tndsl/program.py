@@ -30,7 +30,7 @@ class Function:
         self.network = network
         self.lowering = _lowering_default() if lowering is None else lowering
         self._cache: dict[tuple, tuple[Any, str]] = {}
-        self._fast: dict[tuple, Any] = {}  # positional-only calls: signature -> function
+        self._fast: dict[tuple, Any] = {}  # call signature -> (function, argument order)
         self.keywords = tuple(dict.fromkeys(v for _, v in network.sizes if isinstance(v, str)))
 
     @property
@@ -46,21 +46,28 @@ class Function:
         return f"<tndsl function {self.name}({args})>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        if not kwargs:
-            # fast path: positional tensors whose signature was planned before
-            try:
-                function = self._fast.get(tuple((a.shape, a.dtype, a.device) for a in args))
-            except AttributeError:
-                function = None
-            if function is not None:
+        try:  # fast path: a call signature planned before
+            key = (
+                tuple((a.shape, a.dtype, a.device) for a in args),
+                tuple((k, v.shape, v.dtype, v.device) if isinstance(v, torch.Tensor) else (k, v) for k, v in kwargs.items()),
+            )
+            hit = self._fast.get(key)
+        except (AttributeError, TypeError):
+            key, hit = None, None
+        if hit is not None:
+            function, order = hit
+            if order is None:
                 return function(*args)
+            return function(*[args[i] if isinstance(i, int) else kwargs[i] for i in order])
         tensors, keywords = self._bind(args, kwargs)
-        key = tuple((t.shape, t.dtype, t.device) for t in tensors)
-        entry = self._cache.get((key, tuple(keywords.items())))
+        signature = (tuple((t.shape, t.dtype, t.device) for t in tensors), tuple(keywords.items()))
+        entry = self._cache.get(signature)
         if entry is None:
-            entry = self._cache[(key, tuple(keywords.items()))] = self._plan(tensors, keywords)
-            if not keywords:
-                self._fast[key] = entry[0]
+            entry = self._cache[signature] = self._plan(tensors, keywords)
+        if key is not None:
+            positions = {n: i for i, n in enumerate(self.inputs[: len(args)])}
+            order = [positions.get(n, n) for n in self.inputs]
+            self._fast[key] = (entry[0], None if order == list(range(len(args))) else order)
         return entry[0](*tensors)
 
     def svg(self) -> str:
