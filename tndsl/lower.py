@@ -385,6 +385,14 @@ def _window_view(ctx: _Context) -> list[Operand] | None:
             pads[axis] = (left, right)
             windows.append((axis, span, spec, size_i + left + right, size_o, p))
         code = x.code
+        if all(is_dense(p.pattern) and p.pattern[1] == p.pattern[2] * p.pattern[3] for p in pats):
+            # windows that tile the axis exactly: one reshape splits each i into (o, k)
+            labels = list(x.labels)
+            for p in pats:
+                axis = labels.index(p.labels[0])
+                labels[axis : axis + 1] = [p.labels[1], p.labels[2]]
+            code = ctx.emit.assign(f"{code}.reshape({tuple_code(ctx.sizes[l] for l in labels)})")
+            return ctx.replace([x, *pats], Operand(tuple(labels), code=code, window=True))
         if any(left or right for left, right in pads):
             flat = [v for left, right in reversed(pads) for v in (left, right)]
             while flat[-2:] == [0, 0]:
@@ -440,9 +448,17 @@ def _axis_matrix(ctx: _Context) -> list[Operand] | None:
 
 
 def gram(
-    a: Operand, b: Operand, labels: tuple[str, ...], sizes: Mapping[str, int], emit: Emitter, alpha: float = 1.0
+    a: Operand,
+    b: Operand,
+    labels: tuple[str, ...],
+    sizes: Mapping[str, int],
+    emit: Emitter,
+    empty_like: torch.Tensor,
+    alpha: float = 1.0,
 ) -> Operand | None:
     """``alpha · U·Uᵀ``: both operands the same tensor, contracted over the same axes.
+
+    ``empty_like`` is a 0-d tensor of the computation's dtype and device.
 
     Positions where both carry the same label are batch (kept) or contracted legs; the other
     positions are free legs, kept on both sides. One copy of ``U`` is arranged as
@@ -474,10 +490,11 @@ def gram(
     shape = f"{nb}, -1, {nf}" if transposed else f"{nb}, {nf}, -1"
     product = "{u}.transpose(1, 2), {u}" if transposed else "{u}, {u}.transpose(1, 2)"
     first = summed[0]
+    empty = emit.constant(empty_like)  # baddbmm's ignored input (beta=0)
     chunks = min(dims[first], GRAM_CHUNKS) if math.prod(dims) > GRAM_CHUNK_ELEMENTS and not transposed else 1
     if chunks <= 1:
         u = emit.assign(f"{a.code}{permute}.reshape({shape})")
-        g = emit.assign(f"torch.baddbmm({u}.new_empty(()), {product.format(u=u)}, beta=0, alpha={alpha!r})")
+        g = emit.assign(f"torch.baddbmm({empty}, {product.format(u=u)}, beta=0, alpha={alpha!r})")
     else:
         step = -(-dims[first] // chunks)
         g, u = emit.fresh("g"), emit.fresh("u")
@@ -486,7 +503,7 @@ def gram(
             f"for j in range(0, {dims[first]}, {step}):",
             f"    {u} = {a.code}.narrow({first}, j, min({step}, {dims[first]} - j)){permute}.reshape({shape})",
             f"    if {g} is None:",
-            f"        {g} = torch.baddbmm({u}.new_empty(()), {product.format(u=u)}, beta=0, alpha={alpha!r})",
+            f"        {g} = torch.baddbmm({empty}, {product.format(u=u)}, beta=0, alpha={alpha!r})",
             "    else:",
             f"        {g}.baddbmm_({product.format(u=u)}, alpha={alpha!r})",
         ]

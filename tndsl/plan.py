@@ -127,7 +127,8 @@ def _term(term: Term, network: Network, sizes, signature, prepared, emit: Emitte
     if not operands:
         code = emit.constant(torch.ones((), dtype=signature.dtype, device=signature.device))
     else:
-        code, coeff = _contract(operands, keep, sizes, emit, signature.dtype if lowering else None, coeff)
+        scalar = torch.empty((), dtype=signature.dtype, device=signature.device) if lowering else None
+        code, coeff = _contract(operands, keep, sizes, emit, scalar, coeff)
     if coeff != 1.0:
         code = emit.assign(f"{code} * {coeff!r}")
     return _shape_output(code, keep, output, sizes, emit)
@@ -138,18 +139,19 @@ def _contract(
     keep: tuple[str, ...],
     sizes: Mapping[str, int],
     emit: Emitter,
-    lowering: torch.dtype | None,
+    lowering: torch.Tensor | None,
     coeff: float,
 ) -> tuple[str, float]:
     """Contract operands down to labels ``keep`` (in that order).
 
-    ``lowering`` is the computation's dtype when Π lowerings and Gram steps are enabled.
+    ``lowering`` is a 0-d tensor of the computation's dtype and device when Π lowerings
+    and Gram steps are enabled, None for the plain einsum path.
     Returns the code name and what is left of ``coeff`` (a final Gram step absorbs it).
     """
     spare = lowering is not None
     operands = [_reduce(op, operands, keep, emit, sizes, spare) for op in operands]
     if lowering is not None:
-        operands = lower(operands, keep, sizes, emit, lowering)
+        operands = lower(operands, keep, sizes, emit, lowering.dtype)
         operands = [_reduce(op, operands, keep, emit, sizes) for op in operands]
     if len(operands) > 1:
         path = _path(operands, keep, sizes)
@@ -162,7 +164,7 @@ def _contract(
                 labels = keep
             step = None
             if lowering is not None:
-                step = gram(a, b, labels, sizes, emit, coeff if not rest else 1.0)
+                step = gram(a, b, labels, sizes, emit, lowering, coeff if not rest else 1.0)
                 if step is not None and not rest:
                     coeff = 1.0
             operands = rest + [step or _pair(a, b, labels, emit)]
