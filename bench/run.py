@@ -267,7 +267,7 @@ def machine_info(device: str, argv: list[str]) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "einconv": _version("einconv"),
-        "tndsl": _version("tndsl"),
+        "tndsl": _version("tndsl") or __import__("tndsl").__version__,
         "git": _git_commit(),
     }
     if device == "cuda":
