@@ -30,13 +30,6 @@ Y[n, (g d), o1, o2] = X[n, g, c, i1, i2] * P[i1, o1, k1] * P[i2, o2, k2] * W[g, 
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _write(tmp_path: Path, text: str, name: str = "t.tn") -> Path:
     path = tmp_path / name

@@ -252,14 +252,6 @@ def _cases(family: str) -> list[Case]:
 ALL_CASES = [case for family in FAMILIES for case in _cases(family)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is much faster than a contended pool (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @lru_cache(maxsize=None)
 def _text_program(file: str, pattern: str | None) -> tndsl.Program:

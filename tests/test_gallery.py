@@ -44,13 +44,6 @@ CONV_FILES = (
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_gallery_has_at_least_twelve_convolution_programs():
     assert len(CONV_FILES) >= 12

@@ -16,14 +16,6 @@ PADDINGS = (0, 1, 2, (0, 1), (2, 0), "same", "valid")
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is much faster than a contended pool (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _specs(output_padding: bool = False):
     for stride, padding, dilation in itertools.product((1, 2, 3), PADDINGS, (1, 2, 3)):

@@ -148,6 +148,34 @@ def _pick(candidates: list[Operand]) -> list[Operand]:
     return chosen
 
 
+def _pattern_pairs(ctx: _Context, roles: tuple[str | None, str | None, str | None]):
+    """Pairs ``(a, b)`` of runtime operands with the Π (up to three) whose legs sit as ``roles`` says.
+
+    ``roles`` gives, for Π's in-, out- and kernel leg, the operand that alone shares it
+    (``"a"`` or ``"b"``) or None for a leg on neither (kept, or used further on).
+    """
+    for a in ctx.operands:
+        if not a.plain:
+            continue
+        for b in ctx.operands:
+            if b is a or not b.plain:
+                continue
+
+            def fits(p: Operand) -> bool:
+                for label, role in zip(p.labels, roles):
+                    mine, other = (a, b) if role == "a" else (b, a)
+                    if role is None:
+                        if label in a.labels or label in b.labels:
+                            return False
+                    elif label in other.labels or not ctx.only_in(label, mine, p):
+                        return False
+                return True
+
+            pats = _pick([p for p in _patterns(ctx) if fits(p)])
+            if pats:
+                yield a, b, pats
+
+
 def _split(ctx: _Context, op: Operand, other: Operand, skip: set[str], group: list[Operand]):
     """Classify ``op``'s legs not in ``skip``: shared-summed, shared-kept, own-kept, own size-1.
 
@@ -200,156 +228,96 @@ def _pad_input(ctx: _Context, code: str, pads: list[tuple[int, int]]) -> tuple[s
 
 def _conv(ctx: _Context) -> list[Operand] | None:
     """``X[b, g, c, i…]·Π[i, o, k]…·W[g, d, c, k…]`` → ``F.convNd`` with groups ``g``."""
-    for x in ctx.operands:
-        if not x.plain:
+    for x, w, pats in _pattern_pairs(ctx, ("a", None, "b")):
+        group = [x, w, *pats]
+        spatial = [p.labels[0] for p in pats]
+        kernel = [p.labels[2] for p in pats]
+        xs = _split(ctx, x, w, set(spatial), group)
+        ws = _split(ctx, w, x, set(kernel), group)
+        if xs is None or ws is None:
             continue
-        for w in ctx.operands:
-            if w is x or not w.plain:
-                continue
-            pats = _pick(
-                [
-                    p
-                    for p in _patterns(ctx)
-                    if p.labels[0] in x.labels
-                    and p.labels[2] in w.labels
-                    and p.labels[1] not in x.labels + w.labels
-                    and p.labels[0] not in w.labels
-                    and p.labels[2] not in x.labels
-                    and ctx.only_in(p.labels[0], x, p)
-                    and ctx.only_in(p.labels[2], w, p)
-                ]
-            )
-            if not pats:
-                continue
-            group = [x, w, *pats]
-            spatial = [p.labels[0] for p in pats]
-            kernel = [p.labels[2] for p in pats]
-            xs = _split(ctx, x, w, set(spatial), group)
-            ws = _split(ctx, w, x, set(kernel), group)
-            if xs is None or ws is None:
-                continue
-            channels, groups, batch, x_ones = xs
-            _, _, out_channels, w_ones = ws
-            strides, pads, dilations, _, outs, kernels = _geometry(pats)
-            xr = ctx.arrange(x, [batch, groups + channels + x_ones] + [[s] for s in spatial])
-            xr, padding = _pad_input(ctx, xr, pads)
-            wr = ctx.arrange(w, [groups + out_channels + w_ones, channels] + [[k] for k in kernel])
-            n = len(pats)
-            y = ctx.emit.assign(
-                f"F.conv{n}d({xr}, {wr}, None, {tuple_code(strides)}, {tuple_code(padding)}, "
-                f"{tuple_code(dilations)}, {ctx.size(groups)})"
-            )
-            labels = tuple(batch + groups + out_channels + [p.labels[1] for p in pats])
-            y = ctx.unflatten(y, [batch, groups + out_channels] + [[p.labels[1]] for p in pats])
-            return ctx.replace(group, Operand(labels, code=y))
+        channels, groups, batch, x_ones = xs
+        _, _, out_channels, w_ones = ws
+        strides, pads, dilations, _, outs, kernels = _geometry(pats)
+        xr = ctx.arrange(x, [batch, groups + channels + x_ones] + [[s] for s in spatial])
+        xr, padding = _pad_input(ctx, xr, pads)
+        wr = ctx.arrange(w, [groups + out_channels + w_ones, channels] + [[k] for k in kernel])
+        n = len(pats)
+        y = ctx.emit.assign(
+            f"F.conv{n}d({xr}, {wr}, None, {tuple_code(strides)}, {tuple_code(padding)}, "
+            f"{tuple_code(dilations)}, {ctx.size(groups)})"
+        )
+        labels = tuple(batch + groups + out_channels + [p.labels[1] for p in pats])
+        y = ctx.unflatten(y, [batch, groups + out_channels] + [[p.labels[1]] for p in pats])
+        return ctx.replace(group, Operand(labels, code=y))
     return None
 
 
 def _conv_weight(ctx: _Context) -> list[Operand] | None:
     """``X[n, g, c, i…]·Π[i, o, k]…·V[n, g, d, o…]`` → ``conv*_weight`` (kernel legs kept)."""
-    for x in ctx.operands:
-        if not x.plain:
+    for x, v, pats in _pattern_pairs(ctx, ("a", "b", None)):
+        group = [x, v, *pats]
+        spatial = [p.labels[0] for p in pats]
+        outs_l = [p.labels[1] for p in pats]
+        xs = _split(ctx, x, v, set(spatial), group)
+        vs = _split(ctx, v, x, set(outs_l), group)
+        if xs is None or vs is None:
             continue
-        for v in ctx.operands:
-            if v is x or not v.plain:
-                continue
-            pats = _pick(
-                [
-                    p
-                    for p in _patterns(ctx)
-                    if p.labels[0] in x.labels
-                    and p.labels[1] in v.labels
-                    and p.labels[2] not in x.labels + v.labels
-                    and p.labels[0] not in v.labels
-                    and p.labels[1] not in x.labels
-                    and ctx.only_in(p.labels[0], x, p)
-                    and ctx.only_in(p.labels[1], v, p)
-                ]
-            )
-            if not pats:
-                continue
-            group = [x, v, *pats]
-            spatial = [p.labels[0] for p in pats]
-            outs_l = [p.labels[1] for p in pats]
-            xs = _split(ctx, x, v, set(spatial), group)
-            vs = _split(ctx, v, x, set(outs_l), group)
-            if xs is None or vs is None:
-                continue
-            batch, groups, channels, x_ones = xs
-            _, _, out_channels, v_ones = vs
-            strides, pads, dilations, _, _, kernels = _geometry(pats)
-            xr = ctx.arrange(x, [batch, groups + channels + x_ones] + [[s] for s in spatial])
-            xr, padding = _pad_input(ctx, xr, pads)
-            vr = ctx.arrange(v, [batch, groups + out_channels + v_ones] + [[o] for o in outs_l])
-            n = len(pats)
-            weight = [ctx.size(groups + out_channels), ctx.size(channels), *kernels]
-            y = ctx.emit.assign(
-                f"torch.nn.grad.conv{n}d_weight({xr}, {tuple_code(weight)}, {vr}, {tuple_code(strides)}, "
-                f"{tuple_code(padding)}, {tuple_code(dilations)}, {ctx.size(groups)})"
-            )
-            labels = tuple(groups + out_channels + channels + [p.labels[2] for p in pats])
-            y = ctx.unflatten(y, [groups + out_channels, channels] + [[p.labels[2]] for p in pats])
-            return ctx.replace(group, Operand(labels, code=y))
+        batch, groups, channels, x_ones = xs
+        _, _, out_channels, v_ones = vs
+        strides, pads, dilations, _, _, kernels = _geometry(pats)
+        xr = ctx.arrange(x, [batch, groups + channels + x_ones] + [[s] for s in spatial])
+        xr, padding = _pad_input(ctx, xr, pads)
+        vr = ctx.arrange(v, [batch, groups + out_channels + v_ones] + [[o] for o in outs_l])
+        n = len(pats)
+        weight = [ctx.size(groups + out_channels), ctx.size(channels), *kernels]
+        y = ctx.emit.assign(
+            f"torch.nn.grad.conv{n}d_weight({xr}, {tuple_code(weight)}, {vr}, {tuple_code(strides)}, "
+            f"{tuple_code(padding)}, {tuple_code(dilations)}, {ctx.size(groups)})"
+        )
+        labels = tuple(groups + out_channels + channels + [p.labels[2] for p in pats])
+        y = ctx.unflatten(y, [groups + out_channels, channels] + [[p.labels[2]] for p in pats])
+        return ctx.replace(group, Operand(labels, code=y))
     return None
 
 
 def _conv_transpose(ctx: _Context) -> list[Operand] | None:
     """``V[b, g, d, o…]·Π[i, o, k]…·W[g, d, c, k…]`` → ``F.conv_transposeNd`` (in-legs kept)."""
-    for v in ctx.operands:
-        if not v.plain:
+    for v, w, pats in _pattern_pairs(ctx, (None, "a", "b")):
+        group = [v, w, *pats]
+        outs_l = [p.labels[1] for p in pats]
+        kernel = [p.labels[2] for p in pats]
+        vs = _split(ctx, v, w, set(outs_l), group)
+        ws = _split(ctx, w, v, set(kernel), group)
+        if vs is None or ws is None:
             continue
-        for w in ctx.operands:
-            if w is v or not w.plain:
-                continue
-            pats = _pick(
-                [
-                    p
-                    for p in _patterns(ctx)
-                    if p.labels[1] in v.labels
-                    and p.labels[2] in w.labels
-                    and p.labels[0] not in v.labels + w.labels
-                    and p.labels[1] not in w.labels
-                    and p.labels[2] not in v.labels
-                    and ctx.only_in(p.labels[1], v, p)
-                    and ctx.only_in(p.labels[2], w, p)
-                ]
-            )
-            if not pats:
-                continue
-            group = [v, w, *pats]
-            outs_l = [p.labels[1] for p in pats]
-            kernel = [p.labels[2] for p in pats]
-            vs = _split(ctx, v, w, set(outs_l), group)
-            ws = _split(ctx, w, v, set(kernel), group)
-            if vs is None or ws is None:
-                continue
-            channels, groups, batch, v_ones = vs
-            _, _, in_channels, w_ones = ws
-            strides, pads, dilations, ins, outs, kernels = _geometry(pats)
-            vr = ctx.arrange(v, [batch, groups + channels + v_ones] + [[o] for o in outs_l])
-            wr = ctx.arrange(w, [groups + channels, in_channels + w_ones] + [[k] for k in kernel])
-            full = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(outs, strides, dilations, kernels)]
-            extra = [i - (f - left - right) for i, f, (left, right) in zip(ins, full, pads)]
-            n = len(pats)
-            direct = all(
-                left == right and 0 <= e < max(s, d) for (left, right), e, s, d in zip(pads, extra, strides, dilations)
-            )
-            padding = [left for left, _ in pads] if direct else [0] * n
-            y = ctx.emit.assign(
-                f"F.conv_transpose{n}d({vr}, {wr}, None, {tuple_code(strides)}, {tuple_code(padding)}, "
-                f"{tuple_code(extra if direct else [0] * n)}, {ctx.size(groups)}, {tuple_code(dilations)})"
-            )
-            if not direct:
-                # full-size result; the output is full[left : left + I], zero beyond its end
-                grow = [max(0, left + i - f) for (left, _), i, f in zip(pads, ins, full)]
-                if any(grow):
-                    flat = [p for g in reversed(grow) for p in (0, g)]
-                    y = ctx.emit.assign(f"F.pad({y}, {tuple_code(flat)})")
-                index = ", ".join([":", ":"] + [f"{left}:{left + i}" for (left, _), i in zip(pads, ins)])
-                y = ctx.emit.assign(f"{y}[{index}]")
-            labels = tuple(batch + groups + in_channels + [p.labels[0] for p in pats])
-            y = ctx.unflatten(y, [batch, groups + in_channels] + [[p.labels[0]] for p in pats])
-            return ctx.replace(group, Operand(labels, code=y))
+        channels, groups, batch, v_ones = vs
+        _, _, in_channels, w_ones = ws
+        strides, pads, dilations, ins, outs, kernels = _geometry(pats)
+        vr = ctx.arrange(v, [batch, groups + channels + v_ones] + [[o] for o in outs_l])
+        wr = ctx.arrange(w, [groups + channels, in_channels + w_ones] + [[k] for k in kernel])
+        full = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(outs, strides, dilations, kernels)]
+        extra = [i - (f - left - right) for i, f, (left, right) in zip(ins, full, pads)]
+        n = len(pats)
+        direct = all(
+            left == right and 0 <= e < max(s, d) for (left, right), e, s, d in zip(pads, extra, strides, dilations)
+        )
+        padding = [left for left, _ in pads] if direct else [0] * n
+        y = ctx.emit.assign(
+            f"F.conv_transpose{n}d({vr}, {wr}, None, {tuple_code(strides)}, {tuple_code(padding)}, "
+            f"{tuple_code(extra if direct else [0] * n)}, {ctx.size(groups)}, {tuple_code(dilations)})"
+        )
+        if not direct:
+            # full-size result; the output is full[left : left + I], zero beyond its end
+            grow = [max(0, left + i - f) for (left, _), i, f in zip(pads, ins, full)]
+            if any(grow):
+                flat = [p for g in reversed(grow) for p in (0, g)]
+                y = ctx.emit.assign(f"F.pad({y}, {tuple_code(flat)})")
+            index = ", ".join([":", ":"] + [f"{left}:{left + i}" for (left, _), i in zip(pads, ins)])
+            y = ctx.emit.assign(f"{y}[{index}]")
+        labels = tuple(batch + groups + in_channels + [p.labels[0] for p in pats])
+        y = ctx.unflatten(y, [batch, groups + in_channels] + [[p.labels[0]] for p in pats])
+        return ctx.replace(group, Operand(labels, code=y))
     return None
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable, Iterable, Mapping, Sequence
 
+from .build import FreshNames
 from .errors import Span, TnArityError, TnNameError, TnSizeError
 from .ir import KIND_DELTA, KIND_INPUT, Coeff, InputSpec, Network, Tensor, Term
 from .sizes import solve
@@ -33,30 +34,14 @@ __all__ = ["grad", "vjp", "jvp", "vmap", "rename_output", "inline_network", "che
 Fresh = Callable[[str], str]
 
 
-class _Fresh:
-    """Fresh label names that avoid every label of the given networks (``base_N``)."""
-
-    def __init__(self, used: Iterable[str]):
-        self.used = set(used)
-
-    def __call__(self, base: str) -> str:
-        base = base.split("_")[0] or "x"
-        n = 1
-        while f"{base}_{n}" in self.used:
-            n += 1
-        name = f"{base}_{n}"
-        self.used.add(name)
-        return name
-
-
-def _default_fresh(*networks: Network, extra: Iterable[str] = ()) -> _Fresh:
+def _default_fresh(*networks: Network, extra: Iterable[str] = ()) -> FreshNames:
     used: set[str] = set(extra)
     for network in networks:
         used.update(network.labels)
         used.update(label for label, _ in network.sizes)
         for spec in network.inputs:
             used.update(spec.legs)
-    return _Fresh(used)
+    return FreshNames(used)
 
 
 class _Sizes:
