@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import TnError
+from .errors import TnError, TnNameError
 from .export import export_module
 from .program import load
 
@@ -66,8 +66,9 @@ def _run(args: argparse.Namespace) -> int:
 
         program = load(args.file)
         names = args.name or list(program.networks)
-        for name in names:
-            program[name]  # noqa: B018 - raises a clear error for an unknown name
+        unknown = [name for name in names if name not in program.networks]
+        if unknown:
+            raise TnNameError(f"{args.file}: no definition named {', '.join(unknown)}; defined: {', '.join(program.networks)}")
         fmt = args.format or (Path(args.output).suffix.lstrip(".") or "svg")
         if fmt not in ("svg", "png", "dot"):
             raise TnError(f"unknown output format '{fmt}' (use --format svg|png|dot)")
