@@ -18,7 +18,8 @@ from tndsl.check import (
     parse_check_lines,
     relative_error,
 )
-from tndsl.reference import dense_delta, dense_reference
+from tndsl.constants import dense_delta
+from tndsl.reference import dense_reference
 
 CONV = """\
 # check: Y = conv2d(X, W, b, stride=2, padding=(0, 1), dilation=1, groups=2) with X[2, 4, 7, 6], W[6, 2, 3, 2], b[6]

@@ -7,8 +7,9 @@ import torch
 
 import tndsl
 from tndsl import simplify as S
-from tndsl.ir import KIND_DELTA, KIND_PATTERN
+from tndsl.ir import KIND_DELTA, KIND_PATTERN, KIND_PATTERN_SUM, KIND_SLICE
 from tndsl.program import Function
+from tndsl.reference import dense_reference
 from tndsl.sizes import solve
 
 DT = torch.float64
@@ -27,12 +28,14 @@ def kinds(network):
     return [t.kind for term in network.terms for t in term.tensors]
 
 
-def check(before, after, args, sizes, compiled=True):
-    expected = Function(before)(*args)
-    torch.testing.assert_close(S.evaluate(before, args, sizes), expected)
-    torch.testing.assert_close(S.evaluate(after, args, sizes | dict(after.sizes)), expected)
-    if compiled:  # an ordinary network: the compiler runs it as is
-        torch.testing.assert_close(Function(after)(*args), expected)
+def check(before, after, args, sizes):
+    """The simplified network equals the original: dense reference and compiled, lowered or not."""
+    keywords = {name: sizes[label] for label, name in before.sizes if isinstance(name, str)}
+    expected = Function(before)(*args, **keywords)
+    torch.testing.assert_close(dense_reference(before, args, keywords), expected)
+    torch.testing.assert_close(dense_reference(after, args, keywords), expected)
+    torch.testing.assert_close(Function(after)(*args, **keywords), expected)
+    torch.testing.assert_close(Function(after, lowering=False)(*args, **keywords), expected)
 
 
 CONV1D = """
@@ -69,13 +72,13 @@ def test_dense_pattern_conditions():
 def test_downsample_pattern_slices_then_dense():
     net, args, sizes = setup(conv("stride=4", 2), [(2, 3, 11), (4, 3, 2)])
     out = S.downsample_pattern(net, sizes)
-    assert kinds(out).count(S.KIND_SLICE) == 2
+    assert kinds(out).count(KIND_SLICE) == 2
     dense = [s for n, s in out.patterns]
     assert dense and all(s.stride == 4 for s in dense)
-    check(net, out, args, sizes, compiled=False)
+    check(net, out, args, sizes)
     # dilation: windows still disjoint
     net, args, sizes = setup(conv("stride=5, dilation=2", 3), [(2, 3, 14), (4, 3, 3)])
-    check(net, S.downsample_pattern(net, sizes), args, sizes, compiled=False)
+    check(net, S.downsample_pattern(net, sizes), args, sizes)
     # overlap or padding: unchanged
     net, _, sizes = setup(conv("stride=2, padding=1", 3), [(2, 3, 11), (4, 3, 3)])
     assert S.downsample_pattern(net, sizes) == net
@@ -84,8 +87,8 @@ def test_downsample_pattern_slices_then_dense():
 def test_kernel_one_is_a_strided_slice():
     net, args, sizes = setup(conv("stride=2, padding=1", 1), [(2, 3, 9), (4, 3, 1)])
     out = S.kernel_one_slice(net, sizes)
-    assert KIND_PATTERN not in kinds(out) and S.KIND_SLICE in kinds(out)
-    check(net, out, args, sizes, compiled=False)
+    assert KIND_PATTERN not in kinds(out) and KIND_SLICE in kinds(out)
+    check(net, out, args, sizes)
 
 
 def test_summed_pattern_is_a_constant_matrix():
@@ -97,8 +100,8 @@ A[n, c, k] = X[n, c, i] * P[i, o, k]
 """
     net, args, sizes = setup(text, [(2, 3, 9)], name="A")
     out = S.summed_pattern(net, sizes)
-    assert kinds(out) == ["input", S.KIND_PATTERN_SUM]
-    check(net, out, args, sizes, compiled=False)
+    assert kinds(out) == ["input", KIND_PATTERN_SUM]
+    check(net, out, args, sizes)
 
 
 def test_prune_deltas():

@@ -20,16 +20,33 @@ import networkx as nx
 from .errors import Span
 from .patterns import PatternSpec
 
-__all__ = ["Tensor", "Coeff", "Term", "InputSpec", "Network", "KIND_INPUT", "KIND_PATTERN", "KIND_DELTA"]
+__all__ = [
+    "Tensor",
+    "Coeff",
+    "Term",
+    "InputSpec",
+    "Network",
+    "KIND_INPUT",
+    "KIND_PATTERN",
+    "KIND_DELTA",
+    "KIND_SLICE",
+    "KIND_PATTERN_SUM",
+]
 
 KIND_INPUT = "input"
 KIND_PATTERN = "pattern"
 KIND_DELTA = "delta"
+#: ``S[i, o] = 1`` iff ``i = start + step·o``: a strided slice (name ``slice(start, step)``);
+#: made by the Π simplifications, not written in ``.tn``.
+KIND_SLICE = "slice"
+#: ``M[i, k] = Σ_o Π[i, o, k]``: a Π summed over its out-leg (name: the pattern's).
+KIND_PATTERN_SUM = "pattern_sum"
 
 
 @dataclass(frozen=True)
 class Tensor:
-    """One occurrence of a tensor: an input, a pattern Π ``[in, out, kernel]`` or a delta."""
+    """One occurrence of a tensor: an input, a pattern Π ``[in, out, kernel]``, a delta, or
+    (from simplifications) a slice or a summed Π."""
 
     kind: str
     name: str

@@ -37,7 +37,8 @@ GRAM_CHUNKS = 8
 class Operand:
     """A tensor in flight: code (a variable name) or a constant value, and its labels.
 
-    ``pattern`` is set for a Π operand: ``(spec, I, O, K)``; ``window`` for a window view
+    ``pattern`` is set for a Π operand: ``(spec, I, O, K)``; ``slicing`` for a slice
+    tensor ``S[i, o]``: ``(start, step)``; ``window`` for a window view
     (an unfolded input: a convolution reading it would copy it whole, so none does).
     """
 
@@ -45,6 +46,7 @@ class Operand:
     code: str | None = None
     value: torch.Tensor | None = None
     pattern: tuple[PatternSpec, int, int, int] | None = None
+    slicing: tuple[int, int] | None = None  # (start, step) of a slice tensor
     window: bool = False
 
     @property
@@ -117,6 +119,7 @@ def lower(
         _conv_weight,
         _conv_transpose,
         _window_view,
+        _slice_view,
         _axis_matrix,
     ]
     changed = True
@@ -376,6 +379,37 @@ def _window_view(ctx: _Context) -> list[Operand] | None:
             code = ctx.emit.assign(f"{code}.movedim(-1, {axis + 1})")
             labels[axis : axis + 1] = [p.labels[1], p.labels[2]]
         return ctx.replace([x, *pats], Operand(tuple(labels), code=code, window=True))
+    return None
+
+
+def _slice_view(ctx: _Context) -> list[Operand] | None:
+    """``X[…, i, …]·S[i, o]`` for a slice ``i = start + step·o`` → ``X[…, a:b:step, …]``.
+
+    Zero padding (one ``F.pad``) covers positions before the start or past the end.
+    """
+    for x in ctx.operands:
+        if x.code is None or len(set(x.labels)) != len(x.labels):
+            continue
+        for s in ctx.operands:
+            if s.slicing is None or len(set(s.labels)) != 2:
+                continue
+            i, o = s.labels
+            if i not in x.labels or o in x.labels or not ctx.only_in(i, x, s):
+                continue
+            start, step = s.slicing
+            size_i, size_o = ctx.sizes[i], ctx.sizes[o]
+            left = max(0, -start)
+            right = max(0, start + step * (size_o - 1) + 1 - size_i)
+            axis = x.labels.index(i)
+            code = x.code
+            if left or right:
+                flat = [0, 0] * (len(x.labels) - 1 - axis) + [left, right]
+                code = ctx.emit.assign(f"F.pad({code}, {tuple_code(flat)})")
+            begin = start + left
+            index = ", ".join([":"] * axis + [f"{begin}:{begin + step * (size_o - 1) + 1}:{step}"])
+            code = ctx.emit.assign(f"{code}[{index}]")
+            labels = x.labels[:axis] + (o,) + x.labels[axis + 1 :]
+            return ctx.replace([x, s], Operand(labels, code=code, window=x.window))
     return None
 
 

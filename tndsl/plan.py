@@ -17,7 +17,8 @@ import torch
 
 from .codegen import Emitter, einsum_equation
 from .lower import Operand, gram, is_dense, lower, tuple_code
-from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, Network, Term
+from .constants import constant_value, slice_params
+from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, KIND_PATTERN_SUM, KIND_SLICE, Network, Term
 
 __all__ = ["Signature", "plan"]
 
@@ -114,10 +115,12 @@ def _term(term: Term, network: Network, sizes, signature, prepared, emit: Emitte
         labels = tuple(merge.find(leg) for leg in tensor.legs)
         if tensor.kind == KIND_INPUT:
             operands.append(Operand(labels, code=prepared(tensor)))
-        elif tensor.kind == KIND_PATTERN:
-            spec = network.pattern(tensor.name)
-            i, o, k = (sizes[leg] for leg in tensor.legs)
-            operands.append(Operand(labels, value=_dense(spec, i, o, k, signature), pattern=(spec, i, o, k)))
+        elif tensor.kind != KIND_DELTA:
+            value = _constant(network, tensor, sizes, signature)
+            shape = tuple(sizes[leg] for leg in tensor.legs)
+            pattern = (network.pattern(tensor.name), *shape) if tensor.kind == KIND_PATTERN else None
+            slicing = slice_params(tensor.name) if tensor.kind == KIND_SLICE else None
+            operands.append(Operand(labels, value=value, pattern=pattern, slicing=slicing))
     present = {label for op in operands for label in op.labels}
     coeff = term.coeff.evaluate(sizes)
     # labels only deltas touched: summed ones scale the term, open ones broadcast
@@ -295,11 +298,14 @@ def _shape_output(code: str, have: tuple[str, ...], output: tuple[str, ...], siz
     return code
 
 
-_DENSE_CACHE: dict[tuple, torch.Tensor] = {}
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
 
 
-def _dense(spec, i: int, o: int, k: int, signature: Signature) -> torch.Tensor:
-    key = (spec, i, o, k, signature.dtype, signature.device)
-    if key not in _DENSE_CACHE:
-        _DENSE_CACHE[key] = spec.dense(i, o, k, signature.dtype, signature.device)
-    return _DENSE_CACHE[key]
+def _constant(network: Network, tensor, sizes, signature: Signature) -> torch.Tensor:
+    """A constant tensor's dense value, cached across plans (Π by its parameters)."""
+    shape = tuple(sizes[leg] for leg in tensor.legs)
+    what = network.pattern(tensor.name) if tensor.kind in (KIND_PATTERN, KIND_PATTERN_SUM) else tensor.name
+    key = (tensor.kind, what, shape, signature.dtype, signature.device)
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = constant_value(network, tensor, sizes, signature.dtype, signature.device)
+    return _CONSTANTS[key]

@@ -23,10 +23,11 @@ import opt_einsum as oe
 import torch
 
 from .errors import TnCallError
-from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, Network, Term
+from .constants import constant_value
+from .ir import KIND_INPUT, Network, Term
 from .sizes import solve
 
-__all__ = ["dense_reference", "dense_delta"]
+__all__ = ["dense_reference"]
 
 
 def dense_reference(
@@ -78,16 +79,6 @@ def dense_reference(
     return total.reshape(grouped)
 
 
-def dense_delta(legs: int, size: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
-    """The copy tensor with ``legs`` legs of size ``size``: 1 where all indices agree."""
-    result = torch.zeros((size,) * legs, dtype=dtype, device=device)
-    if legs == 0:
-        return result + 1
-    index = torch.arange(size, device=device)
-    result[(index,) * legs] = 1
-    return result
-
-
 def _term(term: Term, network: Network, by_name, sizes, dtype, device, legs) -> torch.Tensor:
     operands: list[torch.Tensor] = []
     labels: list[tuple[str, ...]] = []
@@ -95,16 +86,11 @@ def _term(term: Term, network: Network, by_name, sizes, dtype, device, legs) -> 
         if tensor.kind == KIND_INPUT:
             # split grouped axes into the legs this use names (labels differ per use)
             operands.append(by_name[tensor.name].reshape(tuple(sizes[leg] for leg in tensor.legs)))
-        elif tensor.kind == KIND_PATTERN:
-            i, o, k = (sizes[leg] for leg in tensor.legs)
-            operands.append(network.pattern(tensor.name).dense(i, o, k, dtype, device))
-        elif tensor.kind == KIND_DELTA:
-            leg_sizes = {sizes[leg] for leg in tensor.legs}
-            if len(leg_sizes) > 1:
-                raise TnCallError(f"delta with legs of different sizes in '{network.name}'", tensor.span)
-            operands.append(dense_delta(len(tensor.legs), sizes[tensor.legs[0]], dtype, device))
-        else:  # pragma: no cover - the IR has no other kinds yet
-            raise TnCallError(f"unknown tensor kind {tensor.kind!r} in '{network.name}'", tensor.span)
+        else:
+            try:
+                operands.append(constant_value(network, tensor, sizes, dtype, device))
+            except ValueError as error:
+                raise TnCallError(f"in '{network.name}': {error}", tensor.span) from None
         labels.append(tensor.legs)
     present = {label for group in labels for label in group}
     keep = tuple(label for label in legs if label in present)

@@ -6,33 +6,22 @@ Shape-dependent ones take the concrete ``sizes`` (label -> int, e.g. from
 :func:`tndsl.sizes.solve` with the argument shapes) and are valid only for those sizes:
 their result carries the sizes it used in its size table.
 
-Two simplifications need tensors the IR does not have yet; they are defined here as extra
-tensor kinds (see ``docs/rewrites.md``, proposed for :mod:`tndsl.ir` and :mod:`tndsl.plan`):
-
-- ``slice`` — ``S[i, o] = 1`` iff ``i = start + step·o`` (and ``0 ≤ i < I``), a strided slice
-  of leg ``i`` (name ``"slice(start, step)"``);
-- ``pattern_sum`` — ``M[i, k] = Σ_o Π[i, o, k]`` with ``O`` given by Π's forward size rule:
-  the constant ``[in, kernel]`` matrix of a Π whose output leg is summed (name: Π's name).
-
-The compiler does not lower those two kinds yet, so :func:`evaluate` (a dense reference
-evaluator that knows every kind) computes networks that contain them.
+Three simplifications produce the IR's constant kinds ``slice`` (``S[i, o] = 1`` iff
+``i = start + step·o``) and ``pattern_sum`` (``M[i, k] = Σ_o Π[i, o, k]``): the compiler
+folds them at plan time, lowers a slice on an input to a strided view, and the dense
+reference materializes them (:mod:`tndsl.constants`).
 """
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import replace
 from typing import Mapping, Sequence
 
-import torch
-
-from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, Coeff, InputSpec, Network, Tensor, Term
+from .constants import slice_name
+from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, KIND_PATTERN_SUM, KIND_SLICE, Coeff, InputSpec, Network, Tensor, Term
 from .patterns import PatternSpec
 
 __all__ = [
-    "KIND_SLICE",
-    "KIND_PATTERN_SUM",
     "prune_deltas",
     "drop_size_one_legs",
     "merge_legs",
@@ -41,23 +30,7 @@ __all__ = [
     "summed_pattern",
     "downsample_pattern",
     "simplify",
-    "evaluate",
-    "slice_name",
 ]
-
-KIND_SLICE = "slice"
-KIND_PATTERN_SUM = "pattern_sum"
-
-
-def slice_name(start: int, step: int) -> str:
-    return f"slice({start}, {step})"
-
-
-def _slice_params(name: str) -> tuple[int, int]:
-    match = re.fullmatch(r"slice\((-?\d+), (\d+)\)", name)
-    assert match, name
-    return int(match.group(1)), int(match.group(2))
-
 
 def _with_sizes(network: Network, sizes: Mapping[str, int], labels) -> Network:
     table = dict(network.sizes)
@@ -474,77 +447,3 @@ def simplify(network: Network, sizes: Mapping[str, int] | None = None) -> Networ
 
 
 # -- reference evaluation ------------------------------------------------------------------
-
-
-def evaluate(network: Network, args: Sequence[torch.Tensor], sizes: Mapping[str, int]) -> torch.Tensor:
-    """Dense reference value of ``network`` (every tensor kind materialized; einsum per term).
-
-    ``args`` follow ``network.inputs``; ``sizes`` must give every label's size.
-    """
-    import opt_einsum as oe
-
-    dtype = args[0].dtype if args else torch.get_default_dtype()
-    arg = {spec.name: a for spec, a in zip(network.inputs, args)}
-    out = network.output_legs
-    total = None
-    for term in network.terms:
-        operands, subscripts = [], []
-        symbols: dict[str, str] = {}
-
-        def sym(label: str) -> str:
-            if label not in symbols:
-                symbols[label] = oe.get_symbol(len(symbols))
-            return symbols[label]
-
-        for tensor in term.tensors:
-            shape = tuple(int(sizes[l]) for l in tensor.legs)
-            if tensor.kind == KIND_INPUT:
-                value = arg[tensor.name].to(dtype).reshape(shape)
-            elif tensor.kind == KIND_PATTERN:
-                value = network.pattern(tensor.name).dense(*shape, dtype=dtype, device="cpu")
-            elif tensor.kind == KIND_PATTERN_SUM:
-                pspec = network.pattern(tensor.name)
-                I, K = shape
-                value = pspec.dense(I, pspec.out_size(I, K), K, dtype=dtype, device="cpu").sum(1)
-            elif tensor.kind == KIND_SLICE:
-                start, step = _slice_params(tensor.name)
-                I, O = shape
-                value = torch.zeros(I, O, dtype=dtype)
-                for o in range(O):
-                    if 0 <= start + step * o < I:
-                        value[start + step * o, o] = 1
-            elif tensor.kind == KIND_DELTA:
-                n = shape[0] if shape else 1
-                if len(shape) == 1:
-                    value = torch.ones(n, dtype=dtype)
-                else:
-                    value = torch.zeros(shape, dtype=dtype)
-                    index = torch.arange(n)
-                    value[(index,) * len(shape)] = 1
-            else:
-                raise ValueError(f"unknown tensor kind {tensor.kind}")
-            operands.append(value)
-            subscripts.append("".join(sym(l) for l in tensor.legs))
-        unique = tuple(dict.fromkeys(out))
-        present = [l for l in unique if any(l in t.legs for t in term.tensors)]
-        coeff = term.coeff.evaluate(sizes)
-        if operands:
-            eq = ",".join(subscripts) + "->" + "".join(sym(l) for l in present)
-            value = oe.contract(eq, *operands, backend="torch") * coeff
-        else:
-            value = torch.tensor(coeff, dtype=dtype)
-        # broadcast missing legs
-        index = tuple(slice(None) if l in present else None for l in unique)
-        value = value[index] if index else value
-        value = value.expand(tuple(int(sizes[l]) for l in unique))
-        if unique != out:
-            full = value.new_zeros(tuple(int(sizes[l]) for l in out))
-            strides, stride = [0] * len(unique), 1
-            for position in reversed(range(len(out))):
-                strides[unique.index(out[position])] += stride
-                stride *= int(sizes[out[position]])
-            full.as_strided(value.shape, strides).copy_(value)
-            value = full
-        total = value if total is None else total + value
-    grouped = tuple(math.prod(int(sizes[l]) for l in group) for group in network.output)
-    return total.reshape(grouped)
