@@ -218,3 +218,15 @@ def test_sum_of_broadcast_terms_has_full_shape():
     b = torch.arange(4.0)
     assert torch.equal(program.Y(b, torch.zeros(3)), b.expand(3, 4))
     assert torch.equal(program.Z(b), b.expand(3, 4)) and program.Z(b).is_contiguous()
+
+
+def test_python_api_network_takes_unfixed_sizes_as_keywords():
+    program = tndsl.compile("input A[i, j]\ninput B[j, k]\nC[i, k] = A[i, j] * B[j, k]")
+    gradient = tndsl.Function(tndsl.rewrite.grad(program.networks["C"], "A"))
+    assert gradient.keywords == ("i",)  # i_1 follows from i through the delta
+    b = torch.randn(4, 5, dtype=torch.float64)
+    out = gradient(b, i=3)
+    expected = torch.einsum("il,jk->ikl" + "j", torch.eye(3, dtype=torch.float64), b)
+    torch.testing.assert_close(out, expected)
+    with pytest.raises(tndsl.TnCallError, match="missing size keyword argument"):
+        gradient(b)

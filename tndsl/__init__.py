@@ -22,6 +22,7 @@ from .parser import parse
 from .patterns import PatternSpec
 from .printer import format_program
 from .program import Function, Program, compile, load
+from . import rewrite, simplify  # noqa: E402,I001 - graph rewrites: tndsl.rewrite.grad(network, "W")
 
 __all__ = [
     "compile",
@@ -45,6 +46,8 @@ __all__ = [
     "TnPatternError",
     "TnCallError",
     "TnNotSupportedError",
+    "rewrite",
+    "simplify",
 ]
 
 __version__ = "0.1.0"

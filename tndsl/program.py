@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,15 +24,29 @@ def _lowering_default() -> bool:
     return os.environ.get("TNDSL_LOWERING", "1").lower() not in ("0", "false", "off", "no")
 
 
+def _with_keyword_sizes(network: Network) -> Network:
+    """``network`` with a keyword size for each leg nothing else fixes.
+
+    Programs are checked statically, so this changes nothing for them; a network made in
+    Python (e.g. by :func:`tndsl.rewrite.grad`) may have such legs, and then its function
+    takes their sizes as keywords named by the label (as few as fix all the others).
+    """
+    _, unknown = solve(network, None)
+    while unknown:
+        network = replace(network, sizes=tuple(sorted((*network.sizes, (unknown[0], unknown[0])))))
+        _, unknown = solve(network, None)
+    return network
+
+
 class Function:
     """A compiled definition: call it with torch tensors (positional or by input name)."""
 
     def __init__(self, network: Network, lowering: bool | None = None):
-        self.network = network
+        self.network = _with_keyword_sizes(network)
         self.lowering = _lowering_default() if lowering is None else lowering
         self._cache: dict[tuple, tuple[Any, str]] = {}
         self._fast: dict[tuple, Any] = {}  # call signature -> (function, argument order)
-        self.keywords = tuple(dict.fromkeys(v for _, v in network.sizes if isinstance(v, str)))
+        self.keywords = tuple(dict.fromkeys(v for _, v in self.network.sizes if isinstance(v, str)))
 
     @property
     def name(self) -> str:
@@ -131,7 +146,8 @@ class Function:
 
     def _plan(self, tensors: list[torch.Tensor], keywords: dict[str, int]):
         values, unknown = solve(self.network, [tuple(t.shape) for t in tensors], keywords)
-        assert not unknown, unknown  # the static check guarantees every size is inferable
+        if unknown:  # not reached: the static check in _with_keyword_sizes covers every label
+            raise self._error(f"cannot infer the size of leg(s) {', '.join(unknown)}")
         dtype = torch.get_default_dtype()
         if tensors:
             dtype = tensors[0].dtype
