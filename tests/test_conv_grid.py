@@ -301,7 +301,6 @@ def test_grid_covers_the_parameter_space() -> None:
     dense = downsample = batch1 = batch3 = 0
     for case in ALL_CASES:
         params = dict(case.params)
-        shape = case.shapes[0][1]
         n = int(case.definition[-1])
         seen["N"].add(n)
         seen["stride"].add(params["stride"])

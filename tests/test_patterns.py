@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import tndsl
-from tndsl import PatternSpec, TnCallError, TnError, TnPatternError, TnSizeError, TnSyntaxError
+from tndsl import PatternSpec, TnCallError, TnError, TnPatternError, TnSizeError
 
 PADDINGS = (0, 1, 2, (0, 1), (2, 0), "same", "valid")
 

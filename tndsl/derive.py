@@ -19,13 +19,12 @@ Naming rules (see ``docs/rewrites.md``):
 from __future__ import annotations
 
 import difflib
-import math
 from typing import Sequence
 
 from . import ast
 from .build import Builder, FreshNames, build
-from .errors import TnArityError, TnError, TnNameError, TnNotSupportedError, TnSizeError
-from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, Coeff, InputSpec, Network, Term
+from .errors import TnArityError, TnNameError, TnNotSupportedError, TnSizeError
+from .ir import KIND_INPUT, KIND_PATTERN, Coeff, InputSpec, Network, Term
 from .parser import parse
 from .printer import format_statement
 from .rewrite import check_sizes, grad, jvp, rename_output, vjp, vmap

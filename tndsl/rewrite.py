@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from .build import FreshNames
 from .errors import Span, TnArityError, TnNameError, TnSizeError
-from .ir import KIND_DELTA, KIND_INPUT, Coeff, InputSpec, Network, Tensor, Term
+from .ir import KIND_DELTA, KIND_INPUT, InputSpec, Network, Tensor, Term
 from .sizes import solve
 
 __all__ = ["grad", "vjp", "jvp", "vmap", "rename_output", "inline_network", "check_sizes", "Fresh"]
