@@ -241,7 +241,7 @@ def _conv(ctx: _Context) -> list[Operand] | None:
             continue
         channels, groups, batch, x_ones = xs
         _, _, out_channels, w_ones = ws
-        strides, pads, dilations, _, outs, kernels = _geometry(pats)
+        strides, pads, dilations, *_ = _geometry(pats)
         xr = ctx.arrange(x, [batch, groups + channels + x_ones] + [[s] for s in spatial])
         xr, padding = _pad_input(ctx, xr, pads)
         wr = ctx.arrange(w, [groups + out_channels + w_ones, channels] + [[k] for k in kernel])
