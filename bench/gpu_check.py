@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import tndsl  # noqa: E402
-from tndsl.check import check_file, format_table  # noqa: E402
+from tndsl.tools.check import check_file, format_table  # noqa: E402
 
 
 def main() -> int:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import tndsl
-from tndsl.check import parse_check_lines
+from tndsl.tools.check import parse_check_lines
 
 GALLERY = Path(__file__).resolve().parent.parent / "gallery"
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import tndsl
-from tndsl.check import (
+from tndsl.tools.check import (
     REFERENCES,
     TnCheckError,
     check_file,
@@ -18,8 +18,8 @@ from tndsl.check import (
     parse_check_lines,
     relative_error,
 )
-from tndsl.constants import dense_delta
-from tndsl.reference import dense_reference
+from tndsl.backend.constants import dense_delta
+from tndsl.tools.reference import dense_reference
 
 CONV = """\
 # check: Y = conv2d(X, W, b, stride=2, padding=(0, 1), dilation=1, groups=2) with X[2, 4, 7, 6], W[6, 2, 3, 2], b[6]
@@ -252,7 +252,7 @@ def test_dense_delta():
 def test_dense_reference_does_not_use_the_planner():
     import ast
 
-    import tndsl.reference as reference
+    import tndsl.tools.reference as reference
 
     tree = ast.parse(Path(reference.__file__).read_text(encoding="utf-8"))
     imported = set()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tndsl.cli import main
+from tndsl.tools.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = """# mm.tn

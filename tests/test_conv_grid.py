@@ -6,7 +6,7 @@ The grid — N ∈ {1, 2, 3}; stride {1, 2, 3}; padding {0, 1, 2, (0, 1), 'same'
 dilation {1, 2}; kernel {1, 2, 3}; groups {1, 2, depthwise}; batch {1, 3}; odd input sizes;
 dense (kernel = stride) and down-sampling (stride > kernel) cases; output_padding for the
 transpose families — is sampled with a seeded RNG. Each case compares the compiled function
-AND :func:`tndsl.reference.dense_reference` with the PyTorch reference of :mod:`tndsl.check`
+AND :func:`tndsl.tools.reference.dense_reference` with the PyTorch reference of :mod:`tndsl.tools.check`
 (float64 to 1e-10, float32 to 1e-5; the PyTorch reference always runs in float64).
 
 Parsing dominates the cost of a case, so each gallery file is compiled once and a case swaps
@@ -27,8 +27,8 @@ import pytest
 import torch
 
 import tndsl
-from tndsl.check import REFERENCES, relative_error
-from tndsl.reference import dense_reference
+from tndsl.tools.check import REFERENCES, relative_error
+from tndsl.tools.reference import dense_reference
 
 GALLERY = Path(__file__).resolve().parent.parent / "gallery"
 CASES_PER_FAMILY = 150

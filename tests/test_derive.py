@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tndsl
-from tndsl.cli import main as cli_main
-from tndsl.derive import derive_text, format_network
+from tndsl.tools.cli import main as cli_main
+from tndsl.tools.derive import derive_text
+from tndsl.ir import format_network
 
 GALLERY = Path(__file__).resolve().parent.parent / "gallery"
 DERIVED = sorted(GALLERY.glob("derived_*.tn"))
@@ -192,7 +193,7 @@ def test_derived_gallery_matches_hand_written_conv_vjps():
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "gallery").glob("*.tn")), ids=lambda p: p.name)
 def test_derived_gallery_programs_pass_check(path, tmp_path):
-    from tndsl.check import check_file
+    from tndsl.tools.check import check_file
 
     derived = tmp_path / path.name
     derived.write_text(derive_text(path.read_text(), filename=str(path)))

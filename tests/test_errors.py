@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import tndsl
-from tndsl.errors import (
+from tndsl.ir import (
     TnArityError,
     TnCallError,
     TnDefinitionError,
@@ -128,7 +128,7 @@ def test_call_pattern_empty_output():
 
 
 def test_cli_reports_errors_without_traceback(tmp_path, capsys):
-    from tndsl.cli import main
+    from tndsl.tools.cli import main
 
     bad = tmp_path / "bad.tn"
     bad.write_text("input A[i]\nB[i] = A[i] * Q[i]\n")

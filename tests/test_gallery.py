@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import tndsl
-from tndsl.check import check_file, format_table, parse_check_lines
+from tndsl.tools.check import check_file, format_table, parse_check_lines
 
 GALLERY = Path(__file__).resolve().parent.parent / "gallery"
 

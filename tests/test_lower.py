@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import tndsl
-from tndsl import lower
+from tndsl.backend import lower
 
 CONV = """
 input X[n, (g c), i1, i2]

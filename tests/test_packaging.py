@@ -32,7 +32,7 @@ def test_wheel_contains_grammar_and_entry_point(wheel):
         grammar = archive.read("tndsl/tn.lark").decode()
         assert grammar == (ROOT / "grammars" / "tn.lark").read_text()
         entry = next(n for n in names if n.endswith("entry_points.txt"))
-        assert "tndsl = tndsl.cli:main" in archive.read(entry).decode()
+        assert "tndsl = tndsl.tools.cli:main" in archive.read(entry).decode()
 
 
 def test_installed_package_parses_from_any_directory(wheel, tmp_path):

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tndsl
-from tndsl import ast
-from tndsl.errors import TnError, TnSyntaxError
-from tndsl.parser import parse
-from tndsl.printer import format_program
+from tndsl.frontend import ast
+from tndsl.ir import TnError, TnSyntaxError
+from tndsl.frontend.parser import parse
+from tndsl.frontend.printer import format_program
 
 PROGRAM = """
 # conv2d.tn - comments run to the end of the line

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import tndsl
+from tndsl.backend.constants import dense_pattern
 from tndsl import PatternSpec, TnCallError, TnError, TnPatternError, TnSizeError
 
 PADDINGS = (0, 1, 2, (0, 1), (2, 0), "same", "valid")
@@ -103,7 +104,7 @@ def test_same_keeps_the_size_and_pads_like_torch():
         assert spec.pads(k) == (total // 2, total - total // 2)
         x = torch.randn(1, 1, i, dtype=torch.float64)
         w = torch.randn(1, 1, k, dtype=torch.float64)
-        ours = torch.einsum("i,iok,k->o", x[0, 0], spec.dense(i, i, k, torch.float64, "cpu"), w[0, 0])
+        ours = torch.einsum("i,iok,k->o", x[0, 0], dense_pattern(spec, i, i, k, torch.float64, "cpu"), w[0, 0])
         torch.testing.assert_close(ours, F.conv1d(x, w, padding="same", dilation=dilation)[0, 0], rtol=1e-12, atol=1e-12)
 
 
@@ -114,7 +115,7 @@ def test_valid_is_no_padding():
         assert valid.out_size(i, k) == zero.out_size(i, k)
         if zero.out_size(i, k) >= 1:
             o = zero.out_size(i, k)
-            assert torch.equal(valid.dense(i, o, k, torch.float64, "cpu"), zero.dense(i, o, k, torch.float64, "cpu"))
+            assert torch.equal(dense_pattern(valid, i, o, k, torch.float64, "cpu"), dense_pattern(zero, i, o, k, torch.float64, "cpu"))
 
 
 def test_in_size_inverts_out_size_with_output_padding():
@@ -209,7 +210,7 @@ def test_dense_matches_the_definition():
             o = spec.out_size(i, k)
             if o < 1:
                 continue
-            value = spec.dense(i, o, k, torch.float64, "cpu")
+            value = dense_pattern(spec, i, o, k, torch.float64, "cpu")
             assert value.shape == (i, o, k)
             left, _ = spec.pads(k)
             ii = torch.arange(i).view(-1, 1, 1)
@@ -220,7 +221,7 @@ def test_dense_matches_the_definition():
 
 
 def test_dense_dtype_and_device():
-    value = PatternSpec.create(stride=2).dense(5, 2, 2, torch.float32, "cpu")
+    value = dense_pattern(PatternSpec.create(stride=2), 5, 2, 2, torch.float32, "cpu")
     assert value.dtype == torch.float32 and value.device.type == "cpu"
 
 

@@ -9,10 +9,10 @@ from collections import Counter
 import graphviz
 import pytest
 
-from tndsl.errors import TnNotSupportedError
+from tndsl.ir import TnNotSupportedError
 from tndsl.ir import Coeff, Network, Tensor, Term
-from tndsl.patterns import PatternSpec
-from tndsl.render import program_to_dot, render, render_program, to_dot
+from tndsl.ir import PatternSpec
+from tndsl.tools.render import program_to_dot, render, render_program, to_dot
 
 SVG = "{http://www.w3.org/2000/svg}"
 

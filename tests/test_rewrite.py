@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import tndsl
 from tndsl import rewrite
-from tndsl.program import Function
+from tndsl.backend.program import Function
 
 DT = torch.float64
 CONV = """

@@ -6,10 +6,11 @@ import torch
 
 import tndsl
 from tndsl import simplify as S
-from tndsl.ir import KIND_DELTA, KIND_PATTERN, KIND_PATTERN_SUM, KIND_SLICE
-from tndsl.program import Function
-from tndsl.reference import dense_reference
-from tndsl.sizes import solve
+from tndsl.ir import Kind
+KIND_DELTA, KIND_PATTERN, KIND_PATTERN_SUM, KIND_SLICE = Kind.DELTA, Kind.PATTERN, Kind.PATTERN_SUM, Kind.SLICE
+from tndsl.backend.program import Function
+from tndsl.tools.reference import dense_reference
+from tndsl.ir import solve
 
 DT = torch.float64
 

@@ -4,9 +4,23 @@ Write a network as ``.tn`` text, then::
 
     program = tndsl.compile(text)      # or tndsl.load("conv2d.tn")
     y = program.Y(x, w)                # a definition is a function of its inputs
+
+The IR and the errors import eagerly (pure Python); everything that needs torch, lark or
+graphviz is imported on first use, so ``import tndsl.ir`` stays light.
 """
 
-from .errors import (
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .ir import (
+    Coeff,
+    InputSpec,
+    Network,
+    PatternSpec,
+    Tensor,
+    Term,
     TnArityError,
     TnCallError,
     TnDefinitionError,
@@ -17,18 +31,28 @@ from .errors import (
     TnSizeError,
     TnSyntaxError,
 )
-from .ir import Coeff, InputSpec, Network, Tensor, Term
-from .parser import parse
-from .patterns import PatternSpec
-from .printer import format_program
-from .program import Function, Program, compile, load
-from . import rewrite, simplify  # noqa: E402,I001 - graph rewrites: tndsl.rewrite.grad(network, "W")
+
+__version__ = "0.1.0"
+
+#: public name → (module, attribute); attribute None means the module itself.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "compile": ("tndsl.backend.program", "compile"),
+    "load": ("tndsl.backend.program", "load"),
+    "Program": ("tndsl.backend.program", "Program"),
+    "Function": ("tndsl.backend.program", "Function"),
+    "parse": ("tndsl.frontend.parser", "parse"),
+    "format_program": ("tndsl.frontend.printer", "format_program"),
+    "render": ("tndsl.tools.render", "render"),
+    "rewrite": ("tndsl.transforms.rewrite", None),
+    "simplify": ("tndsl.transforms.simplify", None),
+}
 
 __all__ = [
     "compile",
     "load",
     "parse",
     "format_program",
+    "render",
     "Program",
     "Function",
     "Network",
@@ -50,4 +74,17 @@ __all__ = [
     "simplify",
 ]
 
-__version__ = "0.1.0"
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tndsl' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = importlib.import_module(module)
+    if attribute is not None:
+        value = getattr(value, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -9,13 +9,11 @@ from typing import Any, Iterator
 
 import torch
 
-from . import ast
-from .build import build
-from .errors import TnCallError, TnError
-from .ir import Network
-from .parser import parse
+from ..frontend import ast
+from ..frontend.builder import build
+from ..frontend.parser import parse
+from ..ir import Network, TnCallError, TnError, solve
 from .plan import Signature, plan
-from .sizes import solve
 
 __all__ = ["Program", "Function", "compile", "load"]
 
@@ -84,16 +82,6 @@ class Function:
             order = [positions.get(n, n) for n in self.inputs]
             self._fast[key] = (entry[0], None if order == list(range(len(args))) else order)
         return entry[0](*tensors)
-
-    def svg(self) -> str:
-        """This definition's diagram as SVG text (needs Graphviz's ``dot``)."""
-        from .render import render
-
-        return render(self.network)
-
-    def _repr_svg_(self) -> str | None:
-        """Jupyter display; None (plain repr) when Graphviz is not installed."""
-        return _svg_or_none(self.svg)
 
     def source(self, *args: Any, **kwargs: Any) -> str:
         """The generated Python source for these arguments' shapes, dtypes and device."""
@@ -164,15 +152,6 @@ class Function:
         return plan(self.network, signature, self.lowering)
 
 
-def _svg_or_none(draw) -> str | None:
-    from .errors import TnNotSupportedError
-
-    try:
-        return draw()
-    except TnNotSupportedError:
-        return None
-
-
 class Program:
     """A parsed and built ``.tn`` program: one :class:`Function` per definition."""
 
@@ -197,15 +176,6 @@ class Program:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.functions)
-
-    def svg(self, names: list[str] | None = None) -> str:
-        """The diagram of some (default all) definitions as SVG text."""
-        from .render import render_program
-
-        return render_program([self[name].network for name in names or list(self.networks)])
-
-    def _repr_svg_(self) -> str | None:
-        return _svg_or_none(self.svg)
 
     def __repr__(self) -> str:
         return f"<tndsl program {self.filename}: {', '.join(self.functions)}>"

@@ -12,10 +12,11 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from .errors import TnCallError, TnSizeError
-from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, Network
+from .errors import CannotInferSize, Span, TnCallError, TnSizeError
+from .kinds import Kind
+from .network import Network
 
-__all__ = ["KNOWN", "solve", "SizeConflict"]
+__all__ = ["KNOWN", "solve", "check_inferable", "SizeConflict"]
 
 
 class _Known:
@@ -83,6 +84,19 @@ def solve(
         raise error(f"in '{network.name}': {conflict}", network.span) from None
 
 
+def check_inferable(
+    network: Network, span: Span | None = None, spans: Mapping[str, Span | None] | None = None, reason: str = ""
+) -> Network:
+    """Return ``network`` if every leg size can be inferred at call time; else raise
+    :class:`CannotInferSize` for one unknown leg (a Π kernel leg first, the usual culprit)."""
+    _, unknown = solve(network, None)
+    if not unknown:
+        return network
+    kernels = {t.legs[2] for term in network.terms for t in term.tensors if t.kind is Kind.PATTERN}
+    label = min(unknown, key=lambda leg: leg not in kernels)
+    raise CannotInferSize(label, network.name, (spans or {}).get(label) or span or network.span, reason)
+
+
 def _solve(network, shapes, keywords):
     state = _State({}, {})
     for label, size in network.sizes:
@@ -97,7 +111,7 @@ def _solve(network, shapes, keywords):
     rules = []
     for term in network.terms:
         for tensor in term.tensors:
-            if tensor.kind == KIND_INPUT:
+            if tensor.kind is Kind.INPUT:
                 spec, shape = shape_of[tensor.name]
                 start = 0
                 for axis_index, axis in enumerate(spec.axes):
@@ -105,9 +119,9 @@ def _solve(network, shapes, keywords):
                     start += len(axis)
                     dim: Value = KNOWN if shape is None else int(shape[axis_index])
                     rules.append(_axis_rule(tensor.name, axis_index, axis, legs, dim))
-            elif tensor.kind == KIND_PATTERN:
+            elif tensor.kind is Kind.PATTERN:
                 rules.append(_pattern_rule(tensor.name, patterns[tensor.name], *tensor.legs))
-            elif tensor.kind == KIND_DELTA and len(tensor.legs) > 1:
+            elif tensor.kind is Kind.DELTA and len(tensor.legs) > 1:
                 rules.append(_delta_rule(tensor.legs))
     changed = True
     while changed:

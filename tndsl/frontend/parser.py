@@ -12,7 +12,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.lexer import PatternStr
 
 from . import ast
-from .errors import Source, Span, TnSyntaxError
+from ..ir import Source, Span, TnSyntaxError
 
 __all__ = ["parse", "grammar_text"]
 
@@ -31,7 +31,7 @@ def grammar_text() -> str:
     packaged = resources.files("tndsl").joinpath("tn.lark")
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
-    return (Path(__file__).resolve().parent.parent / "grammars" / "tn.lark").read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parents[2] / "grammars" / "tn.lark").read_text(encoding="utf-8")
 
 
 class _BracketNewlines:

@@ -17,9 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Mapping, Sequence
 
-from .constants import slice_name
-from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, KIND_PATTERN_SUM, KIND_SLICE, Coeff, InputSpec, Network, Tensor, Term
-from .patterns import PatternSpec
+from ..ir import Coeff, FreshNames, InputSpec, Kind, Network, PatternSpec, SizeTable, Slice, Tensor, Term
 
 __all__ = [
     "prune_deltas",
@@ -33,21 +31,8 @@ __all__ = [
 ]
 
 def _with_sizes(network: Network, sizes: Mapping[str, int], labels) -> Network:
-    table = dict(network.sizes)
-    for label in labels:
-        if label in sizes and label not in table:
-            table[label] = int(sizes[label])
-    return replace(network, sizes=tuple(sorted(table.items())))
-
-
-def _used_inputs(network: Network, terms) -> tuple[InputSpec, ...]:
-    used = {t.name for term in terms for t in term.tensors if t.kind == KIND_INPUT}
-    return tuple(spec for spec in network.inputs if spec.name in used)
-
-
-def _used_patterns(network: Network, terms) -> tuple:
-    used = {t.name for term in terms for t in term.tensors if t.kind in (KIND_PATTERN, KIND_PATTERN_SUM)}
-    return tuple((n, s) for n, s in network.patterns if n in used)
+    """``network`` with the concrete sizes of ``labels`` added to its size table."""
+    return network.with_sizes(network.size_table.merge((l, int(sizes[l])) for l in labels if l in sizes))
 
 
 # -- shape-independent --------------------------------------------------------------------
@@ -64,7 +49,7 @@ def prune_deltas(network: Network) -> Network:
     one-leg deltas of broadcast legs stay. Values are unchanged for every size.
     """
     out = set(network.output_legs)
-    table = dict(network.sizes)
+    table = network.size_table
     terms = []
     for term in network.terms:
         changed = True
@@ -72,7 +57,7 @@ def prune_deltas(network: Network) -> Network:
             changed = False
             tensors = list(term.tensors)
             for index, tensor in enumerate(tensors):
-                if tensor.kind != KIND_DELTA:
+                if tensor.kind is not Kind.DELTA:
                     continue
                 legs = tuple(dict.fromkeys(tensor.legs))
                 if len(legs) != len(tensor.legs):
@@ -83,8 +68,7 @@ def prune_deltas(network: Network) -> Network:
                 if len(legs) >= 2 and summed:
                     source = summed[-1]
                     target = next(leg for leg in legs if leg != source)
-                    if source in table and target not in table:
-                        table[target] = table[source]
+                    table.copy(source, target)
                     rest = tensors[:index] + [replace(tensor, legs=tuple(l for l in legs if l != source))] + tensors[index + 1 :]
                     term, changed = Term(tuple(rest), term.coeff).renamed({source: target}), True
                     break
@@ -98,7 +82,7 @@ def prune_deltas(network: Network) -> Network:
                         term, changed = Term(tuple(tensors[:index] + tensors[index + 1 :]), coeff), True
                         break
         terms.append(term)
-    return replace(network, terms=tuple(terms), sizes=tuple(sorted(table.items())))
+    return replace(network, terms=tuple(terms), sizes=table.items())
 
 
 # -- shape-dependent ----------------------------------------------------------------------
@@ -121,7 +105,7 @@ def drop_size_one_legs(network: Network, sizes: Mapping[str, int]) -> Network:
     specs: dict[str, InputSpec] = {}
     drop_positions: dict[str, set[int]] = {}
     for spec in network.inputs:
-        uses = [t for term in network.terms for t in term.tensors if t.kind == KIND_INPUT and t.name == spec.name]
+        uses = [t for term in network.terms for t in term.tensors if t.kind is Kind.INPUT and t.name == spec.name]
         positions: set[int] = set()
         flat = 0
         new_axes = []
@@ -143,16 +127,16 @@ def drop_size_one_legs(network: Network, sizes: Mapping[str, int]) -> Network:
     for term in network.terms:
         tensors = []
         for tensor in term.tensors:
-            if tensor.kind == KIND_DELTA:
+            if tensor.kind is Kind.DELTA:
                 legs = tuple(l for l in tensor.legs if l not in ones)
                 if legs:
                     tensors.append(replace(tensor, legs=legs))
-            elif tensor.kind == KIND_INPUT:
+            elif tensor.kind is Kind.INPUT:
                 drop = drop_positions[tensor.name]
                 tensors.append(replace(tensor, legs=tuple(l for n, l in enumerate(tensor.legs) if n not in drop)))
             else:
                 tensors.append(tensor)
-        coeff = Coeff(term.coeff.value, tuple((l, p) for l, p in term.coeff.sizes if l not in ones))
+        coeff = term.coeff.without(ones)
         terms.append(Term(tuple(tensors), coeff))
     output = tuple(
         tuple(l for l in group if l not in ones) or (group[-1],) if len(group) > 1 else group for group in network.output
@@ -181,7 +165,7 @@ def _pairs(network: Network):
     seen = set()
     for term in network.terms:
         for tensor in term.tensors:
-            if tensor.kind == KIND_INPUT:
+            if tensor.kind is Kind.INPUT:
                 for a, b in zip(tensor.legs, tensor.legs[1:]):
                     if a != b and (a, b) not in seen:
                         seen.add((a, b))
@@ -191,12 +175,12 @@ def _pairs(network: Network):
 def _merge_pair(network: Network, a: str, b: str, sizes: Mapping[str, int]) -> Network | None:
     positions: dict[str, int] = {}
     for term in network.terms:
-        if any(l in (a, b) for l, _ in term.coeff.sizes):
+        if term.coeff.mentions(a) or term.coeff.mentions(b):
             return None
         for tensor in term.tensors:
             if a not in tensor.legs and b not in tensor.legs:
                 continue
-            if tensor.kind != KIND_INPUT or tensor.legs.count(a) != 1 or tensor.legs.count(b) != 1:
+            if tensor.kind is not Kind.INPUT or tensor.legs.count(a) != 1 or tensor.legs.count(b) != 1:
                 return None
             pos = tensor.legs.index(a)
             if tensor.legs.index(b) != pos + 1 or positions.setdefault(tensor.name, pos) != pos:
@@ -213,7 +197,7 @@ def _merge_pair(network: Network, a: str, b: str, sizes: Mapping[str, int]) -> N
             return None
         for term in network.terms:
             for tensor in term.tensors:
-                if tensor.kind == KIND_INPUT and tensor.name == name and tensor.legs[pos : pos + 2] != (a, b):
+                if tensor.kind is Kind.INPUT and tensor.name == name and tensor.legs[pos : pos + 2] != (a, b):
                     return None
     out = network.output_legs
     if (a in out) != (b in out):
@@ -272,7 +256,7 @@ def _merge_axis(spec: InputSpec, pos: int) -> InputSpec:
 def _pattern_uses(network: Network):
     for t_index, term in enumerate(network.terms):
         for index, tensor in enumerate(term.tensors):
-            if tensor.kind == KIND_PATTERN:
+            if tensor.kind is Kind.PATTERN:
                 yield t_index, index, tensor, network.pattern(tensor.name)
 
 
@@ -284,7 +268,7 @@ def _replace_tensor(network: Network, t_index: int, index: int, new: Sequence[Te
 
 
 def _tidy_patterns(network: Network) -> Network:
-    return replace(network, patterns=_used_patterns(network, network.terms))
+    return network.pruned()
 
 
 def dense_pattern(network: Network, sizes: Mapping[str, int]) -> Network:
@@ -307,17 +291,17 @@ def dense_pattern(network: Network, sizes: Mapping[str, int]) -> Network:
         if i in out or len({i, o, k}) != 3:
             continue
         term = network.terms[t_index]
-        if any(i in l for l, _ in term.coeff.sizes):
+        if term.coeff.mentions(i):
             continue
         carriers = [t for n, t in enumerate(term.tensors) if n != index and i in t.legs]
-        if not carriers or any(t.kind != KIND_INPUT or t.legs.count(i) != 1 for t in carriers):
+        if not carriers or any(t.kind is not Kind.INPUT or t.legs.count(i) != 1 for t in carriers):
             continue
         positions = {t.name: t.legs.index(i) for t in carriers}
         if len(positions) != len(carriers):  # one input used twice on the same leg
             continue
         ok = True
         for name, pos in positions.items():
-            count = sum(1 for t2 in network.terms for t in t2.tensors if t.kind == KIND_INPUT and t.name == name)
+            count = sum(1 for t2 in network.terms for t in t2.tensors if t.kind is Kind.INPUT and t.name == name)
             if count != 1:  # used elsewhere: its declaration cannot change for this use only
                 ok = False
         if not ok:
@@ -327,7 +311,7 @@ def dense_pattern(network: Network, sizes: Mapping[str, int]) -> Network:
         for n, t in enumerate(term.tensors):
             if n == index:
                 continue
-            if t.kind == KIND_INPUT and t.name in positions:
+            if t.kind is Kind.INPUT and t.name in positions:
                 pos = positions[t.name]
                 t = replace(t, legs=t.legs[:pos] + (o, k) + t.legs[pos + 1 :])
             new_tensors.append(t)
@@ -356,10 +340,10 @@ def kernel_one_slice(network: Network, sizes: Mapping[str, int]) -> Network:
         if int(sizes[k]) != 1 or len({i, o, k}) != 3:
             continue
         left, _ = spec.pads(1)
-        new = [Tensor(KIND_SLICE, slice_name(-left, spec.stride), (i, o), tensor.span)]
+        new = [Tensor(Kind.SLICE, "slice", (i, o), tensor.span, slice=Slice(-left, spec.stride))]
         others = {l for n, t in enumerate(network.terms[t_index].tensors) if n != index for l in t.legs}
         if k in out or k in others:
-            new.append(Tensor(KIND_DELTA, "delta", (k,), tensor.span))
+            new.append(Tensor(Kind.DELTA, "delta", (k,), tensor.span))
         result = _with_sizes(_tidy_patterns(_replace_tensor(network, t_index, index, new)), sizes, (i, o, k))
         return kernel_one_slice(result, sizes)
     return network
@@ -377,13 +361,13 @@ def summed_pattern(network: Network, sizes: Mapping[str, int]) -> Network:
     for t_index, index, tensor, spec in _pattern_uses(network):
         i, o, k = tensor.legs
         term = network.terms[t_index]
-        if o in out or len({i, o, k}) != 3 or any(l == o for l, _ in term.coeff.sizes):
+        if o in out or len({i, o, k}) != 3 or term.coeff.mentions(o):
             continue
         if any(o in t.legs for n, t in enumerate(term.tensors) if n != index):
             continue
         if spec.out_size(int(sizes[i]), int(sizes[k])) != int(sizes[o]):
             continue
-        new = [Tensor(KIND_PATTERN_SUM, tensor.name, (i, k), tensor.span)]
+        new = [Tensor(Kind.PATTERN_SUM, tensor.name, (i, k), tensor.span)]
         result = _with_sizes(_replace_tensor(network, t_index, index, new), sizes, (i, k))
         return summed_pattern(result, sizes)
     return network
@@ -409,31 +393,23 @@ def downsample_pattern(network: Network, sizes: Mapping[str, int], fresh_prefix:
         if len({i, o, k}) != 3:
             continue
         used = set(network.labels)
-        j = _fresh(fresh_prefix, used)
-        r = _fresh("r", used | {j})
-        dense_name = _fresh(tensor.name + "_dense", {n for n, _ in network.patterns})
+        fresh = FreshNames(network.labels)
+        j, r = fresh(fresh_prefix), fresh("r")
+        dense_name = FreshNames(n for n, _ in network.patterns)(tensor.name + "dense")
         new = [
-            Tensor(KIND_SLICE, slice_name(0, 1), (i, j), tensor.span),
-            Tensor(KIND_PATTERN, dense_name, (j, o, r), tensor.span),
-            Tensor(KIND_SLICE, slice_name(0, d), (r, k), tensor.span),
+            Tensor(Kind.SLICE, "slice", (i, j), tensor.span, slice=Slice(0, 1)),
+            Tensor(Kind.PATTERN, dense_name, (j, o, r), tensor.span),
+            Tensor(Kind.SLICE, "slice", (r, k), tensor.span, slice=Slice(0, d)),
         ]
         result = _replace_tensor(network, t_index, index, new)
         patterns = dict(result.patterns)
         patterns[dense_name] = PatternSpec(stride=s)
-        table = dict(result.sizes)
-        table.update({j: O * s, r: s})
-        result = replace(result, patterns=tuple(patterns.items()), sizes=tuple(sorted(table.items())))
+        table = result.size_table.merge({j: O * s, r: s})
+        result = replace(result, patterns=tuple(patterns.items()), sizes=table.items())
         result = _with_sizes(_tidy_patterns(result), sizes, (i, o, k))
         sizes = dict(sizes, **{j: O * s, r: s})
         return downsample_pattern(result, sizes, fresh_prefix)
     return network
-
-
-def _fresh(base: str, used: set[str]) -> str:
-    n = 1
-    while f"{base}_{n}" in used:
-        n += 1
-    return f"{base}_{n}"
 
 
 def simplify(network: Network, sizes: Mapping[str, int] | None = None) -> Network:

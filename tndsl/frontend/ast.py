@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
-from .errors import Span
+from ..ir import Span
 
 __all__ = [
     "Label",
@@ -27,10 +27,7 @@ __all__ = [
     "Expr",
     "Statement",
     "Program",
-    "DERIVED_FORMS",
 ]
-
-DERIVED_FORMS = ("grad", "vjp", "jvp", "vmap")
 
 
 def _span() -> Span | None:

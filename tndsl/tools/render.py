@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import graphviz
 
-from .errors import TnNotSupportedError
-from .ir import KIND_DELTA, KIND_PATTERN, Coeff, Network, Term
+from ..ir import Coeff, Kind, Network, Term, TnNotSupportedError
 
 __all__ = ["FORMATS", "to_dot", "program_to_dot", "render", "render_program"]
 
@@ -57,9 +56,16 @@ def program_to_dot(networks: Iterable[Network]) -> str:
     return _source(tuple(networks), dpi=None)
 
 
-def render(network: Network, format: str = "svg") -> str | bytes:
-    """One network's diagram: SVG text, PNG bytes, or graphviz source for ``format='dot'``."""
-    return render_program([network], format)
+def render(what: Network | Any, format: str = "svg") -> str | bytes:
+    """The diagram of a network, a compiled function or a whole program (every definition):
+    SVG text, PNG bytes, or graphviz source for ``format='dot'``."""
+    if isinstance(what, Network):
+        return render_program([what], format)
+    if isinstance(getattr(what, "network", None), Network):  # a compiled Function
+        return render_program([what.network], format)
+    if isinstance(getattr(what, "networks", None), dict):  # a Program
+        return render_program(list(what.networks.values()), format)
+    raise TypeError(f"render() takes a network, a function or a program, not {type(what).__name__}")
 
 
 def render_program(networks: Iterable[Network], format: str = "svg") -> str | bytes:
@@ -236,7 +242,7 @@ def _coefficient_text(coeff: Coeff, first: bool) -> str:
     """``-2·|n|⁻¹`` style text; later terms get a spaced ``+``/``−`` sign."""
     magnitude = abs(coeff.value)
     parts = [] if magnitude == 1 else [format(magnitude, ".6g")]
-    for label, power in coeff.sizes:
+    for label, power in coeff.powers:
         parts.append(f"|{label}|" + ("" if power == 1 else str(power).translate(_SUPERSCRIPT)))
     body = "·".join(parts)
     if coeff.value < 0:
@@ -245,9 +251,9 @@ def _coefficient_text(coeff: Coeff, first: bool) -> str:
 
 
 def _tensor_attrs(kind: str, name: str, network: Network) -> dict[str, str]:
-    if kind == KIND_DELTA:
+    if kind is Kind.DELTA:
         return _dot_attrs()
-    if kind == KIND_PATTERN:
+    if kind is Kind.PATTERN:
         spec = dict(network.patterns).get(name)
         params = "" if spec is None else spec.describe()[len("conv(") : -1]
         label = "<Π>" if not params else f'<Π<BR/><FONT POINT-SIZE="9">{_html(params)}</FONT>>'

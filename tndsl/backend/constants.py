@@ -6,27 +6,19 @@ materializes them. One place builds them, so both agree.
 
 from __future__ import annotations
 
-import re
-
 import torch
 
-from .ir import KIND_DELTA, KIND_PATTERN, KIND_PATTERN_SUM, KIND_SLICE, Network, Tensor
+from ..ir import Kind, Network, PatternSpec, Tensor
 
-__all__ = ["slice_name", "slice_params", "dense_delta", "dense_slice", "constant_value"]
-
-_SLICE = re.compile(r"slice\((-?\d+), (\d+)\)")
+__all__ = ["dense_pattern", "dense_delta", "dense_slice", "constant_value"]
 
 
-def slice_name(start: int, step: int) -> str:
-    """The name of the slice tensor ``S[i, o] = 1`` iff ``i = start + step·o``."""
-    return f"slice({start}, {step})"
-
-
-def slice_params(name: str) -> tuple[int, int]:
-    match = _SLICE.fullmatch(name)
-    if match is None:
-        raise ValueError(f"not a slice tensor name: {name!r}")
-    return int(match.group(1)), int(match.group(2))
+def dense_pattern(spec: PatternSpec, size_in: int, size_out: int, kernel: int, dtype, device) -> torch.Tensor:
+    """The materialized Π of shape ``[I, O, K]``, from the index formula on integer ranges."""
+    o = torch.arange(size_out, device=device).view(-1, 1)
+    k = torch.arange(kernel, device=device).view(1, -1)
+    i = spec.index(o, k, kernel)
+    return (torch.arange(size_in, device=device).view(-1, 1, 1) == i).to(dtype)
 
 
 def dense_delta(legs: int, size: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -52,15 +44,15 @@ def dense_slice(start: int, step: int, size_in: int, size_out: int, dtype, devic
 def constant_value(network: Network, tensor: Tensor, sizes, dtype: torch.dtype, device) -> torch.Tensor:
     """The dense value of a non-input tensor occurrence for the given label sizes."""
     shape = [int(sizes[leg]) for leg in tensor.legs]
-    if tensor.kind == KIND_PATTERN:
-        return network.pattern(tensor.name).dense(*shape, dtype, device)
-    if tensor.kind == KIND_PATTERN_SUM:
+    if tensor.kind is Kind.PATTERN:
+        return dense_pattern(network.pattern(tensor.name), *shape, dtype, device)
+    if tensor.kind is Kind.PATTERN_SUM:
         spec = network.pattern(tensor.name)
         size_in, kernel = shape
-        return spec.dense(size_in, spec.out_size(size_in, kernel), kernel, dtype, device).sum(1)
-    if tensor.kind == KIND_SLICE:
-        return dense_slice(*slice_params(tensor.name), *shape, dtype, device)
-    if tensor.kind == KIND_DELTA:
+        return dense_pattern(spec, size_in, spec.out_size(size_in, kernel), kernel, dtype, device).sum(1)
+    if tensor.kind is Kind.SLICE:
+        return dense_slice(tensor.slice.start, tensor.slice.step, *shape, dtype, device)
+    if tensor.kind is Kind.DELTA:
         if len(set(shape)) > 1:
             raise ValueError(f"delta with legs of different sizes {shape}")
         return dense_delta(len(shape), shape[0] if shape else 1, dtype, device)

@@ -15,10 +15,10 @@ from typing import Mapping
 import opt_einsum as oe
 import torch
 
-from .codegen import Emitter, einsum_equation
+from ..ir import Kind, Network, Term
+from .constants import constant_value
+from .emit import Emitter, einsum_equation
 from .lower import Operand, gram, is_dense, lower, tuple_code
-from .constants import constant_value, slice_params
-from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, KIND_PATTERN_SUM, KIND_SLICE, Network, Term
 
 __all__ = ["Signature", "plan"]
 
@@ -106,20 +106,20 @@ def _term(term: Term, network: Network, sizes, signature, prepared, emit: Emitte
     """Code for one product term, shaped as the (ungrouped) output."""
     merge = _UnionFind()
     for tensor in term.tensors:
-        if tensor.kind == KIND_DELTA:
+        if tensor.kind is Kind.DELTA:
             for leg in tensor.legs[1:]:
                 merge.union(tensor.legs[0], leg)
     output = tuple(merge.find(leg) for leg in network.output_legs)
     operands: list[Operand] = []
     for tensor in term.tensors:
         labels = tuple(merge.find(leg) for leg in tensor.legs)
-        if tensor.kind == KIND_INPUT:
+        if tensor.kind is Kind.INPUT:
             operands.append(Operand(labels, code=prepared(tensor)))
-        elif tensor.kind != KIND_DELTA:
+        elif tensor.kind is not Kind.DELTA:
             value = _constant(network, tensor, sizes, signature)
             shape = tuple(sizes[leg] for leg in tensor.legs)
-            pattern = (network.pattern(tensor.name), *shape) if tensor.kind == KIND_PATTERN else None
-            slicing = slice_params(tensor.name) if tensor.kind == KIND_SLICE else None
+            pattern = (network.pattern(tensor.name), *shape) if tensor.kind is Kind.PATTERN else None
+            slicing = (tensor.slice.start, tensor.slice.step) if tensor.kind is Kind.SLICE else None
             operands.append(Operand(labels, value=value, pattern=pattern, slicing=slicing))
     present = {label for op in operands for label in op.labels}
     coeff = term.coeff.evaluate(sizes)
@@ -304,7 +304,7 @@ _CONSTANTS: dict[tuple, torch.Tensor] = {}
 def _constant(network: Network, tensor, sizes, signature: Signature) -> torch.Tensor:
     """A constant tensor's dense value, cached across plans (Π by its parameters)."""
     shape = tuple(sizes[leg] for leg in tensor.legs)
-    what = network.pattern(tensor.name) if tensor.kind in (KIND_PATTERN, KIND_PATTERN_SUM) else tensor.name
+    what = network.pattern(tensor.name) if tensor.kind.uses_pattern else tensor.slice
     key = (tensor.kind, what, shape, signature.dtype, signature.device)
     if key not in _CONSTANTS:
         _CONSTANTS[key] = constant_value(network, tensor, sizes, signature.dtype, signature.device)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keyword
 
-from .program import Program
+from ..backend.program import Program
 
 __all__ = ["export_module", "python_name"]
 

@@ -6,7 +6,9 @@ caret under the culprit; call-time errors point at the definition being called.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
+from typing import Iterable, Sequence
 
 __all__ = [
     "Source",
@@ -20,6 +22,9 @@ __all__ = [
     "TnPatternError",
     "TnCallError",
     "TnNotSupportedError",
+    "UnknownName",
+    "WrongLegCount",
+    "CannotInferSize",
 ]
 
 
@@ -73,6 +78,16 @@ class TnError(Exception):
             text += f"\n  hint: {self.hint}"
         return text
 
+    def __reduce__(self):
+        """Pickle by fields (subclasses' constructors take other arguments)."""
+        return _rebuild, (type(self), self.message, self.span, self.hint)
+
+
+def _rebuild(cls: type, message: str, span: Span | None, hint: str | None) -> TnError:
+    error = Exception.__new__(cls)
+    TnError.__init__(error, message, span, hint)
+    return error
+
 
 class TnSyntaxError(TnError):
     """The text does not follow the grammar."""
@@ -104,3 +119,32 @@ class TnCallError(TnError):
 
 class TnNotSupportedError(TnError):
     """A construct that parses but is not supported (yet)."""
+
+
+# -- one constructor per recurring kind of message ------------------------------------------
+
+
+class UnknownName(TnNameError):
+    """``unknown WHAT 'NAME'``, with the closest known name as a hint."""
+
+    def __init__(self, what: str, name: str, span: Span | None, known: Iterable[str] = (), hint: str | None = None):
+        close = difflib.get_close_matches(name, list(known), n=1)
+        super().__init__(f"unknown {what} '{name}'", span, f"did you mean '{close[0]}'?" if close else hint)
+
+
+class WrongLegCount(TnArityError):
+    """A use of a tensor with a number of labels other than its legs."""
+
+    def __init__(self, what: str, legs: Sequence[str], given: int, span: Span | None, hint: str | None = None):
+        super().__init__(f"{what} has {len(legs)} legs [{', '.join(legs)}] but {given} labels were given", span, hint)
+
+
+class CannotInferSize(TnSizeError):
+    """A leg whose size nothing fixes: no argument, pattern, delta or declaration."""
+
+    def __init__(self, label: str, network: str, span: Span | None, reason: str = ""):
+        super().__init__(
+            f"cannot infer the size of leg '{label}' in '{network}'" + (f" ({reason})" if reason else ""),
+            span,
+            f"declare it with 'size {label} = N' (or 'size {label}' to pass it as a keyword argument)",
+        )

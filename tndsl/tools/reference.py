@@ -22,10 +22,8 @@ from typing import Mapping, Sequence
 import opt_einsum as oe
 import torch
 
-from .errors import TnCallError
-from .constants import constant_value
-from .ir import KIND_INPUT, Network, Term
-from .sizes import solve
+from ..backend.constants import constant_value
+from ..ir import Kind, Network, Term, TnCallError, solve
 
 __all__ = ["dense_reference"]
 
@@ -83,7 +81,7 @@ def _term(term: Term, network: Network, by_name, sizes, dtype, device, legs) -> 
     operands: list[torch.Tensor] = []
     labels: list[tuple[str, ...]] = []
     for tensor in term.tensors:
-        if tensor.kind == KIND_INPUT:
+        if tensor.kind is Kind.INPUT:
             # split grouped axes into the legs this use names (labels differ per use)
             operands.append(by_name[tensor.name].reshape(tuple(sizes[leg] for leg in tensor.legs)))
         else:

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import TnError, TnNameError
+from ..backend.program import load
+from ..ir import TnError, TnNameError
 from .export import export_module
-from .program import load
 
 __all__ = ["main"]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from ..ir.text import format_axes as _format_axes
+from ..ir.text import format_labels, format_param
 from . import ast
 
-__all__ = ["format_program", "format_statement", "format_expr"]
+__all__ = ["format_program", "format_statement", "format_expr", "format_axes"]
 
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 _UNARY = 3
@@ -16,24 +18,11 @@ def format_program(program: ast.Program) -> str:
 
 
 def format_axes(axes: tuple[ast.Axis, ...]) -> str:
-    return "[" + ", ".join(_axis(axis) for axis in axes) + "]"
-
-
-def _axis(axis: ast.Axis) -> str:
-    names = " ".join(label.name for label in axis.labels)
-    return f"({names})" if axis.grouped else names
+    return _format_axes([(tuple(label.name for label in axis.labels), axis.grouped) for axis in axes])
 
 
 def _labels(labels: tuple[ast.Label, ...]) -> str:
-    return "[" + ", ".join(label.name for label in labels) + "]"
-
-
-def _param_value(value: int | tuple[int, int] | str) -> str:
-    if isinstance(value, tuple):
-        return f"({value[0]}, {value[1]})"
-    if isinstance(value, str):
-        return f"'{value}'"
-    return str(value)
+    return format_labels([label.name for label in labels])
 
 
 def format_statement(statement: ast.Statement) -> str:
@@ -42,7 +31,7 @@ def format_statement(statement: ast.Statement) -> str:
     if isinstance(statement, ast.SizeDecl):
         return f"size {statement.name}" + ("" if statement.value is None else f" = {statement.value}")
     if isinstance(statement, ast.PatternDecl):
-        params = ", ".join(f"{p.name}={_param_value(p.value)}" for p in statement.params)
+        params = ", ".join(f"{p.name}={format_param(p.value)}" for p in statement.params)
         return f"pattern {statement.name} = {statement.kind}({params})"
     output = "" if statement.output is None else format_axes(statement.output)
     return f"{statement.name}{output} = {format_expr(statement.expr)}"

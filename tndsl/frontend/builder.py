@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
-from typing import Iterable
 
-from . import ast
-from .errors import (
+from ..ir import (
+    PATTERN_KINDS,
+    Coeff,
+    FreshNames,
+    InputSpec,
+    Kind,
+    Network,
+    PatternParamError,
+    PatternSpec,
     Span,
-    TnArityError,
+    Tensor,
+    Term,
     TnDefinitionError,
     TnNameError,
     TnPatternError,
     TnSizeError,
+    UnknownName,
+    WrongLegCount,
+    check_inferable,
+    inline,
 )
-from .ir import KIND_DELTA, KIND_INPUT, KIND_PATTERN, Coeff, InputSpec, Network, Tensor, Term
-from .patterns import PATTERN_KINDS, PatternParamError, PatternSpec
-from .sizes import solve
+from . import ast
+from .derived import build_derived
 
 __all__ = ["build", "Declarations", "Builder"]
 
@@ -35,6 +44,36 @@ class Declarations:
     spans: dict[str, Span | None] = field(default_factory=dict)
     vmapped: dict[str, str] = field(default_factory=dict)  # input made by vmap -> the input it batches
 
+    def declares(self, name: str) -> bool:
+        """Whether ``name`` is an input, a pattern, a definition or the built-in delta."""
+        return name in self.inputs or name in self.patterns or name in self.definitions or name == DELTA
+
+    def declared_size(self, label: str) -> int | str | None:
+        """A ``size`` declaration's entry for a size table: the int, or the keyword name."""
+        if label not in self.sizes:
+            return None
+        value = self.sizes[label]
+        return label if value is None else value
+
+    def add_vmapped(self, x: str, leg: str) -> str:
+        """The input of X mapped over ``leg``, declared right after X (created once)."""
+        spec = self.inputs[x]
+        axes = ((leg,),) + spec.axes
+        base = f"{x}_{leg}"
+        candidate, n = base, 1
+        while self.declares(candidate):
+            existing = self.inputs.get(candidate)
+            if existing is not None and existing.axes == axes and self.vmapped.get(candidate) == x:
+                return candidate
+            n += 1
+            candidate = f"{base}_{n}"
+        items = list(self.inputs.items())
+        index = [name for name, _ in items].index(x)
+        items.insert(index + 1, (candidate, InputSpec(candidate, axes, spec.span)))
+        self.inputs = dict(items)
+        self.vmapped[candidate] = x
+        return candidate
+
 
 @dataclass
 class _Term:
@@ -43,22 +82,6 @@ class _Term:
     coeff: Coeff
     tensors: tuple[Tensor, ...]
     mentioned: frozenset[str]
-
-
-class FreshNames:
-    """Label names not used anywhere in the program (valid identifiers, for printing)."""
-
-    def __init__(self, used: Iterable[str]):
-        self.used = set(used)
-
-    def __call__(self, base: str) -> str:
-        base = base.split("_")[0] or "x"
-        n = 1
-        while f"{base}_{n}" in self.used:
-            n += 1
-        name = f"{base}_{n}"
-        self.used.add(name)
-        return name
 
 
 def build(program: ast.Program) -> tuple[Declarations, dict[str, Network]]:
@@ -175,11 +198,7 @@ class Builder:
         return network
 
     def derived(self, call: ast.Call, name: str, output: tuple[ast.Axis, ...] | None) -> Network:
-        if call.func not in ast.DERIVED_FORMS:
-            raise TnNameError(f"unknown function '{call.func}'; expected one of {', '.join(ast.DERIVED_FORMS)}", call.span)
-        from .derive import derive_hook  # the rewrites build on this module
-
-        return derive_hook(self, call, name, output)
+        return build_derived(self, call, name, output)
 
     def definition(self, definition: ast.Definition) -> Network:
         assert definition.output is not None
@@ -214,27 +233,9 @@ class Builder:
             loose = sorted(term.mentioned - legs - open_legs)
             coeff = term.coeff * Coeff(1.0, tuple((label, 1) for label in loose)) if loose else term.coeff
             final.append(Term(term.tensors, coeff))
-        used_inputs = {t.name for term in final for t in term.tensors if t.kind == KIND_INPUT}
-        used_patterns = {t.name for term in final for t in term.tensors if t.kind == KIND_PATTERN}
-        network = Network(
-            name=name,
-            output=output,
-            terms=tuple(final),
-            inputs=tuple(spec for n, spec in self.decls.inputs.items() if n in used_inputs),
-            patterns=tuple((n, spec) for n, spec in self.decls.patterns.items() if n in used_patterns),
-            sizes=tuple(sorted(sizes.items())),
-            span=span,
-        )
-        _, unknown = solve(network, None)
-        if unknown:
-            kernels = [t.legs[2] for term in final for t in term.tensors if t.kind == KIND_PATTERN]
-            label = min(unknown, key=lambda leg: leg not in kernels)
-            raise TnSizeError(
-                f"cannot infer the size of leg '{label}' in '{name}'",
-                spans.get(label) or span,
-                hint=f"declare it with 'size {label} = N' (or 'size {label}' to pass it as a keyword argument)",
-            )
-        return network
+        network = Network(name, output, tuple(final), sizes=tuple(sorted(sizes.items())), span=span)
+        network = network.pruned(self.decls.inputs.values(), self.decls.patterns.items())
+        return check_inferable(network, span, spans)
 
     # -- expressions -------------------------------------------------------------------
     def expand(self, expr: ast.Expr, spans: dict, sizes: dict) -> list[_Term]:
@@ -262,7 +263,7 @@ class Builder:
                 raise TnDefinitionError("'/' divides by numbers and sizes only", expr.right.span or expr.span)
             merged: dict[tuple, float] = {}
             for t in right:
-                merged[t.coeff.sizes] = merged.get(t.coeff.sizes, 0.0) + t.coeff.value
+                merged[t.coeff.powers] = merged.get(t.coeff.powers, 0.0) + t.coeff.value
             merged = {powers: value for powers, value in merged.items() if value != 0}
             if not merged:
                 raise TnDefinitionError("division by zero", expr.right.span or expr.span)
@@ -288,25 +289,22 @@ class Builder:
         mentioned = frozenset(labels)
         name = factor.name
         if name == DELTA:
-            return [_Term(Coeff(), (Tensor(KIND_DELTA, DELTA, labels, factor.span),), mentioned)]
+            return [_Term(Coeff(), (Tensor(Kind.DELTA, DELTA, labels, factor.span),), mentioned)]
         if name in self.decls.inputs:
             spec = self.decls.inputs[name]
             self._check_count(factor, spec.legs, "input")
             for declared, label in zip(spec.legs, factor.labels):
                 if self.decls.sizes.get(declared) is not None:
                     self._set_size(label.name, self.decls.sizes[declared], sizes, label.span, f"leg {declared} of {name}")
-            return [_Term(Coeff(), (Tensor(KIND_INPUT, name, labels, factor.span),), mentioned)]
+            return [_Term(Coeff(), (Tensor(Kind.INPUT, name, labels, factor.span),), mentioned)]
         if name in self.decls.patterns:
             self._check_count(factor, ("in", "out", "kernel"), "pattern")
-            return [_Term(Coeff(), (Tensor(KIND_PATTERN, name, labels, factor.span),), mentioned)]
+            return [_Term(Coeff(), (Tensor(Kind.PATTERN, name, labels, factor.span),), mentioned)]
         if name in self.decls.definitions:
             network = self.network(name, factor.span)
             return self.inline(network, name, factor.labels, factor.span, spans, sizes)
         known = list(self.decls.inputs) + list(self.decls.patterns) + list(self.decls.definitions) + [DELTA]
-        close = difflib.get_close_matches(name, known, n=1)
-        raise TnNameError(
-            f"unknown tensor '{name}'", factor.span, hint=f"did you mean '{close[0]}'?" if close else "declare it with 'input'"
-        )
+        raise UnknownName("tensor", name, factor.span, known, hint="declare it with 'input'")
 
     def inline(
         self, network: Network, what: str, labels: tuple[ast.Label, ...], span: Span | None, spans: dict, sizes: dict
@@ -314,34 +312,25 @@ class Builder:
         """Substitute a built network at a use site: outputs renamed, summed labels fresh."""
         legs = network.output_legs
         if len(labels) != len(legs):
-            raise TnArityError(
-                f"{what} has {len(legs)} legs [{', '.join(legs)}] but {len(labels)} labels were given", span
-            )
+            raise WrongLegCount(what, legs, len(labels), span)
         for label in labels:
             spans.setdefault(label.name, label.span)
             self._declared_size(label.name, sizes, label.span)
-        mapping = {leg: label.name for leg, label in zip(legs, labels)}
-        for inner in network.labels:
-            if inner not in mapping:
-                mapping[inner] = self.fresh(inner)
+        terms, mapping = inline(network, [label.name for label in labels], self.fresh)
         for inner, size in network.sizes:
-            label = mapping[inner]
-            self._set_size(label, size, sizes, span, f"leg {inner} of {what}")
+            self._set_size(mapping[inner], size, sizes, span, f"leg {inner} of {what}")
         mentioned = frozenset(label.name for label in labels)
-        return [_Term(term.coeff.renamed(mapping), term.renamed(mapping).tensors, mentioned | frozenset(mapping[l] for l in term.labels)) for term in network.terms]
+        return [_Term(term.coeff, term.tensors, mentioned | frozenset(term.labels)) for term in terms]
 
     # -- helpers -------------------------------------------------------------------------
     def _check_count(self, factor: ast.Factor, legs: tuple[str, ...], kind: str) -> None:
         if len(factor.labels) != len(legs):
-            raise TnArityError(
-                f"{kind} {factor.name} has {len(legs)} legs [{', '.join(legs)}] but {len(factor.labels)} labels were given",
-                factor.span,
-            )
+            raise WrongLegCount(f"{kind} {factor.name}", legs, len(factor.labels), factor.span)
 
     def _declared_size(self, label: str, sizes: dict, span: Span | None) -> None:
-        if label in self.decls.sizes:
-            value = self.decls.sizes[label]
-            self._set_size(label, label if value is None else value, sizes, span, f"'size {label}'")
+        size = self.decls.declared_size(label)
+        if size is not None:
+            self._set_size(label, size, sizes, span, f"'size {label}'")
 
     @staticmethod
     def _set_size(label: str, size: int | str, sizes: dict, span: Span | None, source: str) -> None:

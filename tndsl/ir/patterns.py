@@ -1,7 +1,7 @@
 """Index patterns Π: the tensor that turns convolution into a tensor network.
 
 ``Π[i, o, k] = 1`` iff ``i = o·stride + k·dilation − pad_left`` with ``0 ≤ i < I``, else 0.
-Size rules (DESIGN §3):
+Size rules (docs/convolutions.md):
 
 - forward: ``O = ⌊(I + pad_left + pad_right − dilation·(K−1) − 1) / stride⌋ + 1``;
 - transpose: ``I = (O−1)·stride − pad_left − pad_right + dilation·(K−1) + 1 + output_padding``;
@@ -15,8 +15,6 @@ torch); ``'valid'`` pads nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
 
 __all__ = ["PatternSpec", "PatternParamError", "PATTERN_KINDS"]
 
@@ -111,18 +109,10 @@ class PatternSpec:
                 return kernel
         return None
 
-    # -- values -----------------------------------------------------------------------
-    def dense(self, in_size: int, out_size: int, kernel: int, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
-        """The materialized Π of shape ``[I, O, K]``."""
-        left, _ = self.pads(kernel)
-        o = torch.arange(out_size, device=device).view(-1, 1)
-        k = torch.arange(kernel, device=device).view(1, -1)
-        i = o * self.stride + k * self.dilation - left
-        valid = (i >= 0) & (i < in_size)
-        result = torch.zeros(in_size, out_size, kernel, dtype=dtype, device=device)
-        oo, kk = torch.nonzero(valid, as_tuple=True)
-        result[i[oo, kk], oo, kk] = 1
-        return result
+    def index(self, out: int, kernel_pos: int, kernel: int) -> int:
+        """The input position that output ``out`` reads at kernel position ``kernel_pos``
+        (may lie in the padding: outside ``[0, I)``)."""
+        return out * self.stride + kernel_pos * self.dilation - self.pads(kernel)[0]
 
     def describe(self) -> str:
         """Canonical ``.tn`` text of the parameters, e.g. ``conv(stride=2, padding=1)``."""

@@ -24,12 +24,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable, Iterable, Mapping, Sequence
 
-from .build import FreshNames
-from .errors import Span, TnArityError, TnNameError, TnSizeError
-from .ir import KIND_DELTA, KIND_INPUT, InputSpec, Network, Tensor, Term
-from .sizes import solve
+from ..ir import FreshNames, InputSpec, Kind, Network, SizeTable, Span, Tensor, Term, TnArityError, TnNameError, inline
+from .simplify import prune_deltas
 
-__all__ = ["grad", "vjp", "jvp", "vmap", "rename_output", "inline_network", "check_sizes", "Fresh"]
+__all__ = ["grad", "vjp", "jvp", "vmap", "rename_output", "Fresh"]
 
 Fresh = Callable[[str], str]
 
@@ -44,35 +42,8 @@ def _default_fresh(*networks: Network, extra: Iterable[str] = ()) -> FreshNames:
     return FreshNames(used)
 
 
-class _Sizes:
-    """A mutable copy of a network's size table (label -> int or keyword name)."""
-
-    def __init__(self, *tables: Iterable[tuple[str, int | str]]):
-        self.table: dict[str, int | str] = {}
-        for table in tables:
-            for label, size in table:
-                self.add(label, size)
-
-    def add(self, label: str, size: int | str | None) -> None:
-        if size is None:
-            return
-        old = self.table.get(label)
-        if old is None or (isinstance(size, int) and not isinstance(old, int)):
-            self.table[label] = size
-
-    def copy(self, source: str, target: str) -> None:
-        self.add(target, self.table.get(source))
-
-    def items(self) -> tuple[tuple[str, int | str], ...]:
-        return tuple(sorted(self.table.items()))
-
-
-def _uses(network: Network, name: str) -> bool:
-    return any(t.kind == KIND_INPUT and t.name == name for term in network.terms for t in term.tensors)
-
-
 def _require_input(network: Network, name: str, span: Span | None, what: str = "derivative") -> InputSpec:
-    if not _uses(network, name):
+    if not network.uses(Kind.INPUT, name):
         raise TnNameError(
             f"'{name}' does not occur in '{network.name}'; a {what} with respect to it is always zero"
             if what == "derivative"
@@ -83,22 +54,10 @@ def _require_input(network: Network, name: str, span: Span | None, what: str = "
     return network.input(name)
 
 
-def _order_inputs(specs: Iterable[InputSpec], terms: Sequence[Term], order: Sequence[str] | None) -> tuple[InputSpec, ...]:
-    used = {t.name for term in terms for t in term.tensors if t.kind == KIND_INPUT}
-    unique: dict[str, InputSpec] = {}
-    for spec in specs:
-        if spec.name in used:
-            unique[spec.name] = spec
-    if order is None:
-        return tuple(unique.values())
-    rank = {name: i for i, name in enumerate(order)}
-    return tuple(sorted(unique.values(), key=lambda s: rank.get(s.name, len(rank))))
-
-
-def _rename_summed(term: Term, mapping: dict[str, str], avoid: set[str], keep: set[str], fresh: Fresh, sizes: _Sizes) -> Term:
+def _rename_summed(term: Term, mapping: dict[str, str], avoid: set[str], keep: set[str], fresh: Fresh, sizes: SizeTable) -> Term:
     """Apply ``mapping``; first rename summed labels that would collide with ``avoid``."""
     mapping = dict(mapping)
-    for label in list(term.labels) + [l for l, _ in term.coeff.sizes]:
+    for label in list(term.labels) + [l for l, _ in term.coeff.powers]:
         if label in avoid and label not in mapping and label not in keep:
             mapping[label] = fresh(label)
             sizes.copy(label, mapping[label])
@@ -136,11 +95,11 @@ def grad(
     canon = _canonical(spec, out, fresh)
     legs = tuple(canon[label] for label in spec.legs)
     avoid = set(legs)
-    sizes = _Sizes(network.sizes)
+    sizes = SizeTable(network.sizes)
     terms: list[Term] = []
     for term in network.terms:
         for index, tensor in enumerate(term.tensors):
-            if tensor.kind != KIND_INPUT or tensor.name != wrt:
+            if tensor.kind is not Kind.INPUT or tensor.name != wrt:
                 continue
             rest = Term(term.tensors[:index] + term.tensors[index + 1 :], term.coeff)
             mapping: dict[str, str] = {}
@@ -153,7 +112,7 @@ def grad(
             # summed labels of the removed tensor itself that are not mapped: none (all mapped)
             renamed = _rename_summed(rest, mapping, avoid, out, fresh, sizes)
             deltas = tuple(
-                Tensor(KIND_DELTA, "delta", (mapping.get(use, use), leg), tensor.span) for use, leg in extra
+                Tensor(Kind.DELTA, "delta", (mapping.get(use, use), leg), tensor.span) for use, leg in extra
             )
             terms.append(Term(renamed.tensors + deltas, renamed.coeff))
     output = network.output + tuple(tuple(canon[label] for label in axis) for axis in spec.axes)
@@ -162,28 +121,16 @@ def grad(
         name=name or f"grad({network.name}, {wrt})",
         output=output,
         terms=tuple(terms),
-        inputs=_order_inputs(network.inputs, terms, [s.name for s in network.inputs]),
         sizes=sizes.items(),
         span=span or network.span,
-    )
+    ).pruned()
 
 
-def inline_network(
-    network: Network, labels: Sequence[str], fresh: Fresh, sizes: _Sizes | None = None
-) -> tuple[Term, ...]:
-    """``network``'s terms with its output legs renamed to ``labels`` and the rest fresh."""
-    legs = network.output_legs
-    if len(labels) != len(legs):
-        raise ValueError(f"{network.name} has {len(legs)} legs, {len(labels)} labels given")
-    mapping = dict(zip(legs, labels))
-    for inner in network.labels:
-        if inner not in mapping:
-            mapping[inner] = fresh(inner)
-    if sizes is not None:
-        for inner, size in network.sizes:
-            if inner in mapping:
-                sizes.add(mapping[inner], size)
-    return tuple(term.renamed(mapping) for term in network.terms)
+def _with_declarations(result: Network, network: Network, other: InputSpec | Network) -> Network:
+    """``result`` with the used declarations of ``network`` and of the (co)tangent."""
+    specs = [other] if isinstance(other, InputSpec) else list(other.inputs)
+    patterns = network.patterns + (other.patterns if isinstance(other, Network) else ())
+    return result.pruned(list(network.inputs) + specs, patterns)
 
 
 def _check_like(
@@ -223,26 +170,23 @@ def vjp(
             network, tuple(tuple(fresh(l) if l in clash else l for l in g) for g in network.output), fresh
         )
     derivative = grad(network, wrt, fresh=fresh, span=span)
-    sizes = _Sizes(derivative.sizes)
+    sizes = SizeTable(derivative.sizes)
     legs = network.output_legs
     if isinstance(cotangent, InputSpec):
-        factors: tuple[Term, ...] = (Term((Tensor(KIND_INPUT, cotangent.name, legs),)),)
+        factors: tuple[Term, ...] = (Term((Tensor(Kind.INPUT, cotangent.name, legs),)),)
         specs = [cotangent]
     else:
-        factors = inline_network(cotangent, legs, fresh, sizes)
+        factors, _ = inline(cotangent, legs, fresh, sizes)
         specs = list(cotangent.inputs)
     terms = tuple(Term(d.tensors + v.tensors, d.coeff * v.coeff) for d in derivative.terms for v in factors)
-    order = [s.name for s in network.inputs] + [s.name for s in specs]
-    from .simplify import prune_deltas  # Y's legs are summed now: their deltas go
-
-    return prune_deltas(replace(
+    result = replace(
         derivative,
         name=name or f"vjp({network.name}, {wrt}, {cotangent.name})",
         output=derivative.output[len(network.output) :],
         terms=terms,
-        inputs=_order_inputs(list(network.inputs) + specs, terms, order),
         sizes=sizes.items(),
-    ))
+    )
+    return prune_deltas(_with_declarations(result, network, cotangent))  # Y's legs are summed: deltas go
 
 
 def jvp(
@@ -262,28 +206,26 @@ def jvp(
     spec = _require_input(network, wrt, span or network.span)
     _check_like("jvp", tangent, spec.axes, f"the declaration of '{wrt}'", span or network.span)
     fresh = fresh or _default_fresh(network, *([tangent] if isinstance(tangent, Network) else []))
-    sizes = _Sizes(network.sizes)
+    sizes = SizeTable(network.sizes)
     terms: list[Term] = []
     for term in network.terms:
         for index, tensor in enumerate(term.tensors):
-            if tensor.kind != KIND_INPUT or tensor.name != wrt:
+            if tensor.kind is not Kind.INPUT or tensor.name != wrt:
                 continue
             before, after = term.tensors[:index], term.tensors[index + 1 :]
             if isinstance(tangent, InputSpec):
-                terms.append(Term(before + (Tensor(KIND_INPUT, tangent.name, tensor.legs, tensor.span),) + after, term.coeff))
+                terms.append(Term(before + (Tensor(Kind.INPUT, tangent.name, tensor.legs, tensor.span),) + after, term.coeff))
             else:
-                for inner in inline_network(tangent, tensor.legs, fresh, sizes):
+                for inner in inline(tangent, tensor.legs, fresh, sizes)[0]:
                     terms.append(Term(before + inner.tensors + after, term.coeff * inner.coeff))
-    specs = [tangent] if isinstance(tangent, InputSpec) else list(tangent.inputs)
-    order = [s.name for s in network.inputs] + [s.name for s in specs]
-    return replace(
+    result = replace(
         network,
         name=name or f"jvp({network.name}, {wrt}, {tangent.name})",
         terms=tuple(terms),
-        inputs=_order_inputs(list(network.inputs) + specs, terms, order),
         sizes=sizes.items(),
         span=span or network.span,
     )
+    return _with_declarations(result, network, tangent)
 
 
 def vmap(
@@ -324,8 +266,8 @@ def vmap(
     terms = tuple(
         Term(
             tuple(
-                Tensor(KIND_INPUT, new_specs[t.name].name, (leg,) + t.legs, t.span)
-                if t.kind == KIND_INPUT and t.name in new_specs
+                Tensor(Kind.INPUT, new_specs[t.name].name, (leg,) + t.legs, t.span)
+                if t.kind is Kind.INPUT and t.name in new_specs
                 else t
                 for t in term.tensors
             ),
@@ -353,20 +295,7 @@ def rename_output(
     if len(new) != len(old):
         raise TnArityError(f"'{network.name}' has {len(old)} legs [{', '.join(old)}] but {len(new)} labels were given", span)
     fresh = fresh or _default_fresh(network, extra=new)
-    sizes = _Sizes(network.sizes)
+    sizes = SizeTable(network.sizes)
     mapping = dict(zip(old, new))
     terms = tuple(_rename_summed(term, mapping, set(new), set(old), fresh, sizes) for term in network.terms)
     return replace(network, output=output, terms=terms, sizes=sizes.items())
-
-
-def check_sizes(network: Network, span: Span | None = None) -> Network:
-    """Raise a positioned :class:`TnSizeError` if some leg size can never be inferred."""
-    _, unknown = solve(network, None)
-    if unknown:
-        label = unknown[0]
-        raise TnSizeError(
-            f"cannot infer the size of leg '{label}' in '{network.name}'",
-            span or network.span,
-            hint=f"declare it with 'size {label} = N' (or 'size {label}' to pass it as a keyword argument)",
-        )
-    return network

@@ -23,8 +23,8 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from .codegen import Emitter
-from .patterns import PatternSpec
+from ..ir import PatternSpec
+from .emit import Emitter
 
 __all__ = ["Operand", "lower", "gram", "is_dense", "tuple_code", "GRAM_CHUNK_ELEMENTS"]
 

@@ -1,0 +1,163 @@
+"""The derived forms of the language — ``grad``, ``vjp``, ``jvp``, ``vmap`` — in ONE table.
+
+Each :class:`DerivedForm` says how many arguments the form takes, how to write it, and
+how to build its network from the resolved arguments by calling the pure rewrites of
+:mod:`tndsl.transforms.rewrite`. The builder calls :func:`build_derived` for a call;
+nothing here imports the builder back.
+
+Naming rules (see ``docs/rewrites.md``):
+
+- ``G = vjp(Y, W, V)`` (no brackets) takes the canonical legs: W's declared labels grouped
+  as W's declaration; ``grad`` puts Y's groups first; ``jvp`` keeps Y's; ``vmap`` puts the
+  mapped leg first. ``G[a, b] = vjp(Y, W, V)`` renames those legs positionally (and may
+  regroup them); ``G[a, b] = vjp(Y, W, V)[a, b]`` uses the call as a factor.
+- ``vmap(Y, b, X, ...)``: each mapped input X becomes a new input named ``X_b`` (or
+  ``X_b_2``... if taken) declared as ``input X_b[b, <X's axes>]``, placed right after X in
+  declaration order (:meth:`Declarations.add_vmapped`). Its argument is X with a leading
+  axis ``b``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from ..ir import InputSpec, Kind, Network, TnArityError, TnNameError, UnknownName, check_inferable
+from ..transforms.rewrite import grad, jvp, rename_output, vjp, vmap
+from . import ast
+
+if TYPE_CHECKING:
+    from .builder import Builder
+
+__all__ = ["DerivedForm", "DERIVED", "build_derived"]
+
+
+@dataclass(frozen=True)
+class DerivedForm:
+    """One derived form: arity bounds (``high`` None: no bound), usage text, and the
+    function building its network from ``(builder, call, y, name, span)``."""
+
+    low: int
+    high: int | None
+    usage: str
+    build: Callable[["Builder", ast.Call, Network, str, object], Network]
+
+
+def _unknown(builder: Builder, label: ast.Label, what: str) -> TnNameError:
+    return UnknownName(what, label.name, label.span, list(builder.decls.definitions) + list(builder.decls.inputs))
+
+
+def _definition(builder: Builder, label: ast.Label, func: str) -> Network:
+    name = label.name
+    if name in builder.decls.definitions:
+        return builder.network(name, label.span)
+    if builder.decls.declares(name):
+        raise TnNameError(f"the first argument of {func}() must be a definition, not '{name}'", label.span)
+    raise _unknown(builder, label, "definition")
+
+
+def _tensor_arg(builder: Builder, label: ast.Label) -> InputSpec | Network:
+    """A V or T argument: a declared input, or a definition (inlined)."""
+    if label.name in builder.decls.inputs:
+        return builder.decls.inputs[label.name]
+    if label.name in builder.decls.definitions:
+        return builder.network(label.name, label.span)
+    raise _unknown(builder, label, "input or definition")
+
+
+def _wrt(builder: Builder, y: Network, label: ast.Label, func: str) -> str:
+    name = label.name
+    if name in builder.decls.patterns:
+        raise TnNameError(f"{func}() differentiates with respect to inputs; '{name}' is a pattern", label.span)
+    if name not in builder.decls.inputs:
+        if name in builder.decls.definitions:
+            raise TnNameError(f"{func}() differentiates with respect to inputs; '{name}' is a definition", label.span)
+        raise _unknown(builder, label, "input")
+    if not y.uses(Kind.INPUT, name):
+        raise TnNameError(
+            f"'{name}' does not occur in '{y.name}': the derivative would be zero",
+            label.span,
+            hint=f"'{y.name}' uses {', '.join(s.name for s in y.inputs) or 'no inputs'}",
+        )
+    return name
+
+
+def _grad(builder: Builder, call: ast.Call, y: Network, name: str, span) -> Network:
+    return grad(y, _wrt(builder, y, call.args[1], call.func), fresh=builder.fresh, name=name, span=span)
+
+
+def _linearized(rewrite):
+    """``vjp``/``jvp``: Y, W and a cotangent or tangent argument."""
+
+    def build(builder: Builder, call: ast.Call, y: Network, name: str, span) -> Network:
+        wrt = _wrt(builder, y, call.args[1], call.func)
+        other = _tensor_arg(builder, call.args[2])
+        try:
+            return rewrite(y, wrt, other, fresh=builder.fresh, name=name, span=span)
+        except TnArityError as error:
+            raise type(error)(error.message, call.args[2].span, error.hint) from None
+
+    return build
+
+
+def _vmap(builder: Builder, call: ast.Call, y: Network, name: str, span) -> Network:
+    leg = call.args[1]
+    if leg.name in y.labels:
+        raise TnNameError(
+            f"vmap leg '{leg.name}' clashes with a label of '{y.name}'",
+            leg.span,
+            hint=f"'{y.name}' uses the labels {', '.join(y.labels)}",
+        )
+    xs = []
+    for arg in call.args[2:]:
+        if arg.name not in builder.decls.inputs:
+            if arg.name in builder.decls.definitions or arg.name in builder.decls.patterns:
+                raise TnNameError(f"vmap maps over inputs; '{arg.name}' is not an input", arg.span)
+            raise _unknown(builder, arg, "input")
+        xs.append(arg.name)
+    names = {x: builder.decls.add_vmapped(x, leg.name) for x in xs}
+    builder.fresh.reserve(names.values())
+    return vmap(y, leg.name, xs, names=names, name=name, span=span, spans=[a.span for a in call.args[2:]])
+
+
+#: The derived forms: name → arity, usage and builder. The one list of them.
+DERIVED: dict[str, DerivedForm] = {
+    "grad": DerivedForm(2, 2, "grad(Y, W)", _grad),
+    "vjp": DerivedForm(3, 3, "vjp(Y, W, V)", _linearized(vjp)),
+    "jvp": DerivedForm(3, 3, "jvp(Y, W, T)", _linearized(jvp)),
+    "vmap": DerivedForm(3, None, "vmap(Y, b, X, ...)", _vmap),
+}
+
+
+def build_derived(builder: Builder, call: ast.Call, name: str, output: tuple[ast.Axis, ...] | None) -> Network:
+    """The network of a derived form ``func(args)``, renamed to ``output`` when given."""
+    form = DERIVED.get(call.func)
+    if form is None:
+        raise UnknownName("function", call.func, call.span, DERIVED, hint=f"expected one of {', '.join(DERIVED)}")
+    if len(call.args) < form.low or (form.high is not None and len(call.args) > form.high):
+        expected = form.low if form.high == form.low else f"at least {form.low}"
+        raise TnArityError(
+            f"{call.func}() takes {expected} arguments, {len(call.args)} given", call.span, hint=f"write {form.usage}"
+        )
+    definition = builder.decls.definitions.get(name)
+    span = definition.span if definition is not None and definition.expr is call else call.span
+    y = _definition(builder, call.args[0], call.func)
+    network = form.build(builder, call, y, name, span)
+    if output is not None:
+        labels = [label for axis in output for label in axis.labels]
+        seen: set[str] = set()
+        for label in labels:
+            if label.name in seen:
+                raise TnNameError(f"label '{label.name}' appears twice in the output of {name}", label.span)
+            seen.add(label.name)
+        groups = tuple(tuple(label.name for label in axis.labels) for axis in output)
+        network = rename_output(network, groups, builder.fresh, span)
+    # declared sizes of the new legs; inputs in declaration order; then the static check
+    table = network.size_table
+    for label in network.labels:
+        if label not in table:
+            table.add(label, builder.decls.declared_size(label))
+    network = network.with_sizes(table).pruned(builder.decls.inputs.values(), builder.decls.patterns.items(), list(builder.decls.inputs))
+    network = Network(name, network.output, network.terms, network.inputs, network.patterns, network.sizes, span)
+    reason = "" if call.func == "vmap" else "a leg of the removed tensor that nothing else fixes"
+    return check_inferable(network, call.span, reason=reason)

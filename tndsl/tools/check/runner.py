@@ -1,0 +1,174 @@
+"""Running the checks of ``.tn`` files and printing the report table."""
+
+from __future__ import annotations
+
+import math
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ...backend.program import Program, load
+from ...ir import TnError
+from ..reference import dense_reference
+from .lines import CheckSpec, parse_check_lines
+from .references import DENSE, REFERENCES
+
+__all__ = ["Row", "TOLERANCE", "check_file", "check_main", "format_table", "relative_error"]
+
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+@dataclass
+class Row:
+    """One line of the report."""
+
+    file: str
+    op: str
+    reference: str
+    shapes: str
+    error: float | None  # vs the registered PyTorch reference (None: 'dense' only)
+    dense_error: float | None  # vs dense_reference
+    passed: bool
+    message: str = ""
+
+
+def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
+    """``max|value − reference| / max|reference|`` (absolute where the reference is 0)."""
+    if value.shape != reference.shape:
+        return math.inf
+    if value.numel() == 0:
+        return 0.0
+    diff = (value.to(torch.float64) - reference.to(torch.float64)).abs().max().item()
+    scale = reference.to(torch.float64).abs().max().item()
+    return diff / scale if scale > 0 else diff
+
+
+def _format_shapes(spec: CheckSpec) -> str:
+    parts = [f"{name}[{','.join(map(str, shape))}]" for name, shape in spec.shapes]
+    parts += [f"{name}={value}" for name, value in spec.keywords]
+    return " ".join(parts)
+
+
+def check_file(
+    path: str | Path,
+    dtype: torch.dtype = torch.float64,
+    tolerance: float | None = None,
+    device: str | torch.device = "cpu",
+) -> list[Row]:
+    """Check every definition of a ``.tn`` file; one :class:`Row` per definition."""
+    path = Path(path)
+    tol = TOLERANCE.get(dtype, 1e-5) if tolerance is None else tolerance
+    try:
+        program = load(path)
+        specs = parse_check_lines(program.text, str(path))
+    except TnError as error:
+        return [Row(str(path), "-", "-", "-", None, None, False, str(error).splitlines()[0])]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: a thread pool only costs time
+    try:
+        return _check_program(program, specs, path, dtype, tol, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_program(program: Program, specs: list[CheckSpec], path: Path, dtype, tol: float, device) -> list[Row]:
+    rows = []
+    by_name = {}
+    for spec in specs:
+        if spec.definition not in program.functions:
+            rows.append(Row(str(path), spec.definition, spec.reference, _format_shapes(spec), None, None, False,
+                            f"line {spec.span.line if spec.span else '?'}: no definition named '{spec.definition}'"))
+            continue
+        if spec.definition in by_name:
+            rows.append(Row(str(path), spec.definition, spec.reference, _format_shapes(spec), None, None, False,
+                            "more than one check line"))
+            continue
+        by_name[spec.definition] = spec
+    for name in program:
+        spec = by_name.get(name)
+        if spec is None:
+            rows.append(Row(str(path), name, "-", "-", None, None, False, "no '# check:' line for this definition"))
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch: "padding='same' ... zero-padded copy"
+            rows.append(_check_one(program, spec, str(path), dtype, tol, torch.device(device)))
+    return rows
+
+
+def _check_one(program: Program, spec: CheckSpec, file: str, dtype, tol: float, device) -> Row:
+    function = program[spec.definition]
+    network = program.networks[spec.definition]
+    shapes = dict(spec.shapes)
+    row = Row(file, spec.definition, spec.reference, _format_shapes(spec), None, None, False)
+    needed = set(function.inputs) | set(spec.arguments)
+    missing = sorted(needed - set(shapes))
+    if missing:
+        row.message = f"no shape given for {', '.join(missing)}"
+        return row
+    generator = torch.Generator().manual_seed(zlib.crc32(f"{file}:{spec.definition}".encode()) & 0x7FFFFFFF)
+    tensors = {
+        name: torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype=dtype, device=device)
+        for name, shape in shapes.items()
+    }
+    keywords = dict(spec.keywords)
+    try:
+        value = function(**{name: tensors[name] for name in function.inputs}, **keywords)
+        dense = dense_reference(network, {name: tensors[name] for name in function.inputs}, keywords)
+        row.dense_error = relative_error(value, dense)
+        if spec.reference != DENSE:
+            reference = REFERENCES[spec.reference](*(tensors[name] for name in spec.arguments), **dict(spec.params))
+            row.error = relative_error(value, reference)
+            if value.shape != reference.shape:
+                row.message = f"shape {tuple(value.shape)} but {spec.reference} gives {tuple(reference.shape)}"
+    except TnError as error:
+        row.message = str(error).splitlines()[0]
+        return row
+    except (RuntimeError, ValueError, TypeError) as error:
+        row.message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        return row
+    errors = [e for e in (row.error, row.dense_error) if e is not None]
+    row.passed = all(e <= tol for e in errors)
+    if not row.passed and not row.message:
+        row.message = f"error above tolerance {tol:g}"
+    return row
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """A plain-text table: file, op, reference, shapes, errors, status."""
+    def err(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1e}"
+
+    header = ("file", "op", "reference", "shapes", "rel.err", "vs dense", "status")
+    body = [
+        (
+            Path(row.file).name,
+            row.op,
+            row.reference,
+            row.shapes,
+            err(row.error),
+            err(row.dense_error),
+            "ok" if row.passed else "FAIL" + (f" ({row.message})" if row.message else ""),
+        )
+        for row in rows
+    ]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header) - 1)]
+    lines = []
+    for r in [header, *body]:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(r, widths)) + "  " + r[-1])
+    lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * len(header[-1]))
+    passed = sum(row.passed for row in rows)
+    lines.append(f"{passed}/{len(rows)} passed")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def check_main(paths: Sequence[str], dtype: torch.dtype = torch.float64) -> int:
+    """Check files, print the table; 0 if every row passed, else 1."""
+    rows: list[Row] = []
+    for path in paths:
+        rows.extend(check_file(path, dtype=dtype))
+    print(format_table(rows))
+    return 0 if rows and all(row.passed for row in rows) else 1
