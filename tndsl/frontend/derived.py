@@ -20,16 +20,23 @@ Naming rules (see ``docs/rewrites.md``):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
-from ..ir import InputSpec, Kind, Network, TnArityError, TnNameError, UnknownName, check_inferable
+from ..ir import FreshNames, InputSpec, Kind, Network, Span, TnArityError, TnNameError, UnknownName, check_inferable
 from ..transforms.rewrite import grad, jvp, rename_output, vjp, vmap
 from . import ast
-
-if TYPE_CHECKING:
-    from .builder import Builder
+from .declarations import Declarations
 
 __all__ = ["DerivedForm", "DERIVED", "build_derived"]
+
+
+class Builder(Protocol):
+    """What a derived form needs of the builder (:class:`tndsl.frontend.builder.Builder`)."""
+
+    decls: Declarations
+    fresh: FreshNames
+
+    def network(self, name: str, span: Span | None = None) -> Network: ...
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class DerivedForm:
     low: int
     high: int | None
     usage: str
-    build: Callable[["Builder", ast.Call, Network, str, object], Network]
+    build: Callable[[Builder, ast.Call, Network, str, object], Network]
 
 
 def _unknown(builder: Builder, label: ast.Label, what: str) -> TnNameError:

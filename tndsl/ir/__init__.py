@@ -22,11 +22,10 @@ from .errors import (
 from .inline import inline
 from .kinds import Kind, Slice
 from .names import FreshNames
-from .network import Coeff, InputSpec, Network, Tensor, Term
+from .network import Coeff, InputSpec, Network, Tensor, Term, format_network
 from .patterns import PATTERN_KINDS, PatternParamError, PatternSpec
 from .sizes import Size, SizeTable
 from .solver import KNOWN, check_inferable, solve
-from .text import format_network
 
 __all__ = [
     "Kind",

@@ -21,7 +21,7 @@ from .errors import Span
 from .kinds import Kind, Slice
 from .patterns import PatternSpec
 from .sizes import Size, SizeTable
-from .text import format_network
+from .text import format_axes, format_labels, format_number
 
 __all__ = ["Kind", "Slice", "Tensor", "Coeff", "Term", "InputSpec", "Network"]
 
@@ -210,3 +210,49 @@ class Network:
             if name in used_patterns:
                 found.setdefault(name, spec)
         return replace(self, inputs=tuple(kept), patterns=tuple(found.items()))
+
+
+# -- the printer: str(network) ------------------------------------------------------------
+
+
+def _term_text(term: Term, output: Sequence[str]) -> tuple[str, bool]:
+    """A term's product text (magnitude only) and whether it is a single atom."""
+    factors: list[str] = []
+    magnitude = abs(term.coeff.value)
+    if magnitude != 1.0:
+        factors.append(format_number(magnitude))
+    denominator: list[str] = []
+    for label, power in term.coeff.powers:
+        (factors if power > 0 else denominator).extend([f"|{label}|"] * abs(power))
+    present: set[str] = set()
+    for tensor in term.tensors:
+        name = "slice" if tensor.kind is Kind.SLICE else tensor.name
+        factors.append(name + format_labels(tensor.legs))
+        present.update(tensor.legs)
+    for leg in dict.fromkeys(output):
+        if leg not in present:  # a broadcast leg: a one-leg delta is a vector of ones
+            factors.append(f"delta[{leg}]")
+    if not factors:
+        factors.append("1")
+    text = " * ".join(factors) + "".join(f" / {d}" for d in denominator)
+    return text, len(factors) == 1 and not denominator
+
+
+def format_network(network: Network, name: str | None = None) -> str:
+    """The network as one ``.tn`` definition: ``NAME[out] = term + term ...``."""
+    output = network.output_legs
+    expr = ""
+    for term in network.terms:
+        if term.coeff.value == 0:
+            continue
+        text, atom = _term_text(term, output)
+        negative = term.coeff.value < 0
+        if not expr:
+            expr = ("-" + (text if atom else f"({text})")) if negative else text
+        else:
+            expr += (" - " if negative else " + ") + text
+    if not expr:  # the zero network, broadcast along every output leg
+        expr = " * ".join(["0"] + [f"delta[{leg}]" for leg in dict.fromkeys(output)])
+    axes = format_axes([(group, len(group) > 1) for group in network.output])
+    return f"{name or network.name}{axes} = {expr}"
+

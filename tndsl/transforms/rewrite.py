@@ -174,10 +174,8 @@ def vjp(
     legs = network.output_legs
     if isinstance(cotangent, InputSpec):
         factors: tuple[Term, ...] = (Term((Tensor(Kind.INPUT, cotangent.name, legs),)),)
-        specs = [cotangent]
     else:
         factors, _ = inline(cotangent, legs, fresh, sizes)
-        specs = list(cotangent.inputs)
     terms = tuple(Term(d.tensors + v.tensors, d.coeff * v.coeff) for d in derivative.terms for v in factors)
     result = replace(
         derivative,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Mapping, Sequence
 
-from ..ir import Coeff, FreshNames, InputSpec, Kind, Network, PatternSpec, SizeTable, Slice, Tensor, Term
+from ..ir import Coeff, FreshNames, InputSpec, Kind, Network, PatternSpec, Slice, Tensor, Term
 
 __all__ = [
     "prune_deltas",
@@ -392,7 +392,6 @@ def downsample_pattern(network: Network, sizes: Mapping[str, int], fresh_prefix:
             continue
         if len({i, o, k}) != 3:
             continue
-        used = set(network.labels)
         fresh = FreshNames(network.labels)
         j, r = fresh(fresh_prefix), fresh("r")
         dense_name = FreshNames(n for n, _ in network.patterns)(tensor.name + "dense")
