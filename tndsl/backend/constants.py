@@ -6,11 +6,14 @@ materializes them. One place builds them, so both agree.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from typing import Mapping
+
 import torch
 
 from ..ir import Kind, Network, PatternSpec, Tensor
 
-__all__ = ["dense_pattern", "dense_delta", "dense_slice", "constant_value"]
+__all__ = ["dense_pattern", "dense_delta", "dense_slice", "constant_value", "ConstantCache"]
 
 
 def dense_pattern(spec: PatternSpec, size_in: int, size_out: int, kernel: int, dtype, device) -> torch.Tensor:
@@ -57,3 +60,55 @@ def constant_value(network: Network, tensor: Tensor, sizes, dtype: torch.dtype, 
             raise ValueError(f"delta with legs of different sizes {shape}")
         return dense_delta(len(shape), shape[0] if shape else 1, dtype, device)
     raise ValueError(f"not a constant tensor kind: {tensor.kind!r}")
+
+
+class ConstantCache:
+    """A bounded LRU cache of plan-time constants, owned by one compiled function.
+
+    Keys say what a constant is (kind, parameters, shape, dtype, device); at most
+    ``max_bytes`` of tensors stay cached, least recently used first out. Freed with its
+    function.
+    """
+
+    def __init__(self, max_bytes: int = 64 << 20):
+        self.max_bytes = max_bytes
+        self._values: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def get(self, key: tuple, make) -> torch.Tensor:
+        """The cached value for ``key``, made by ``make()`` on a miss."""
+        value = self._values.get(key)
+        if value is not None:
+            self._values.move_to_end(key)
+            return value
+        value = make()
+        size = value.numel() * value.element_size()
+        if size <= self.max_bytes:
+            self._values[key] = value
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, old = self._values.popitem(last=False)
+                self._bytes -= old.numel() * old.element_size()
+        return value
+
+    def tensor_value(self, network: Network, tensor: Tensor, sizes: Mapping[str, int], dtype, device) -> torch.Tensor:
+        """A constant tensor occurrence's dense value (Π by its parameters, not its name)."""
+        shape = tuple(int(sizes[leg]) for leg in tensor.legs)
+        what = network.pattern(tensor.name) if tensor.kind.uses_pattern else tensor.slice
+        key = (tensor.kind, what, shape, dtype, str(device))
+        return self.get(key, lambda: constant_value(network, tensor, sizes, dtype, device))
+
+    def zero(self, dtype, device) -> torch.Tensor:
+        """A 0-d zero of ``dtype`` on ``device``."""
+        return self.get(("zero", dtype, str(device)), lambda: torch.zeros((), dtype=dtype, device=device))
+
+    def ones(self, dtype, device) -> torch.Tensor:
+        """A 0-d one of ``dtype`` on ``device`` (a term with no tensors)."""
+        return self.get(("one", dtype, str(device)), lambda: torch.ones((), dtype=dtype, device=device))

@@ -1,102 +1,155 @@
-"""Straight-line torch source: an emitter that never pastes user text into code.
+"""Printing a :class:`~tndsl.backend.ops.Plan` as straight-line torch source, and compiling it.
 
-Variables and constants get generated names; einsum equations use generated letters; only
-integers, dtype names and these generated names reach the source.
+Each primitive has one printer in :data:`PRINTERS` (an expression) or :data:`STATEMENTS`
+(several lines, e.g. a chunked loop). Only generated names (``a0``, ``c0``, ``t1``),
+integers, finite float literals, dtype names and einsum equations over generated letters
+reach the source — never user text.
 """
 
 from __future__ import annotations
 
-import re
-import string
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+import math
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Emitter", "einsum_equation"]
+from .ops import Op, Plan
 
-_LETTERS = string.ascii_letters
-
-
-def einsum_equation(operands: Sequence[Sequence[str]], output: Sequence[str]) -> str:
-    """An einsum equation for labelled operands, with letters assigned in order of use."""
-    letters: dict[str, str] = {}
-    for labels in [*operands, output]:
-        for label in labels:
-            if label not in letters:
-                if len(letters) == len(_LETTERS):
-                    raise ValueError("more than 52 distinct legs in one contraction step")
-                letters[label] = _LETTERS[len(letters)]
-    spell = lambda labels: "".join(letters[label] for label in labels)  # noqa: E731
-    return ",".join(spell(labels) for labels in operands) + "->" + spell(output)
+__all__ = ["source", "compile_plan", "function_name", "PRINTERS", "STATEMENTS"]
 
 
-_RESHAPE = re.compile(r"^([a-z]+[0-9]+)\.reshape\((.*)\)$")
-_NAME = re.compile(r"\b[a-z]+[0-9]+\b")
+def function_name(name: str) -> str:
+    """The generated function's name for a network named ``name``: ``tn_`` and the name
+    when that is an identifier (no keyword can start with ``tn_``), else ``tn_network``."""
+    candidate = f"tn_{name}"
+    return candidate if candidate.isidentifier() and candidate.isascii() else "tn_network"
 
 
-@dataclass
-class Emitter:
-    """Collects lines of a function body and the constants it closes over."""
+def _ints(values: Sequence[int]) -> str:
+    return "(" + "".join(f"{int(v)}, " for v in values) + ")"
 
-    lines: list[str] = field(default_factory=list)
-    constants: list[torch.Tensor] = field(default_factory=list)
-    counter: int = 0
-    known: dict[str, str] = field(default_factory=dict)  # expression -> variable (CSE)
-    defined: dict[str, str] = field(default_factory=dict)  # variable -> its pure expression
 
-    def fresh(self, prefix: str = "t") -> str:
-        self.counter += 1
-        return f"{prefix}{self.counter}"
+def _float(value: float) -> str:
+    value = float(value)
+    return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
 
-    def constant(self, value: torch.Tensor) -> str:
-        """A name for a constant; equal constants share one name (so CSE sees them)."""
-        for index, known in enumerate(self.constants):
-            if known is value or (
-                known.shape == value.shape
-                and known.dtype == value.dtype
-                and known.device == value.device
-                and torch.equal(known, value)
-            ):
-                return f"C[{index}]"
-        self.constants.append(value)
-        return f"C[{len(self.constants) - 1}]"
 
-    def assign(self, expression: str, prefix: str = "t") -> str:
-        """Bind a pure expression to a fresh variable; an expression seen before is reused."""
-        reshape = _RESHAPE.match(expression)
-        if reshape and _RESHAPE.match(self.defined.get(reshape.group(1), "")):
-            # a reshape of a reshape is one reshape of the original
-            base = _RESHAPE.match(self.defined[reshape.group(1)]).group(1)
-            expression = f"{base}.reshape({reshape.group(2)})"
-        if expression in self.known:
-            return self.known[expression]
-        name = self.fresh(prefix)
-        self.lines.append(f"{name} = {expression}")
-        self.known[expression] = name
-        self.defined[name] = expression
-        return name
+def _dtype(name: str) -> str:
+    if not isinstance(getattr(torch, name, None), torch.dtype):
+        raise ValueError(f"not a torch dtype: {name!r}")
+    return f"torch.{name}"
 
-    def _live_lines(self, result: str) -> list[str]:
-        """The body without pure assignments whose variable is never read (dead code)."""
-        used = set(_NAME.findall(result))
-        live: list[str] = []
-        for line in reversed(self.lines):
-            target, _, expression = line.partition(" = ")
-            if self.defined.get(target) == expression and target not in used:
-                continue
-            used.update(_NAME.findall(line))
-            live.append(line)
-        return live[::-1]
 
-    def function(self, name: str, params: Sequence[str], result: str, doc: str) -> str:
-        """The whole function source. ``name`` and ``params`` are generated identifiers."""
-        body = [f'    """{doc}"""'] + [f"    {line}" for line in self._live_lines(result)] + [f"    return {result}"]
-        return f"def {name}({', '.join(params)}):\n" + "\n".join(body) + "\n"
+def _index(items: Sequence[Any]) -> str:
+    """``None`` inserts an axis, ``(start, stop, step)`` slices, ``()`` keeps the axis."""
+    parts = []
+    for item in items:
+        if item is None:
+            parts.append("None")
+        elif item == ():
+            parts.append(":")
+        else:
+            start, stop, step = item
+            parts.append(f"{int(start)}:{int(stop)}" + ("" if step == 1 else f":{int(step)}"))
+    return ", ".join(parts)
 
-    def compile(self, name: str, params: Sequence[str], result: str, doc: str) -> tuple[Callable, str]:
-        source = self.function(name, params, result, doc)
-        namespace = {"torch": torch, "F": F, "C": tuple(self.constants)}
-        exec(compile(source, f"<tndsl {name}>", "exec"), namespace)  # noqa: S102 - generated, see module doc
-        return namespace[name], source
+
+Printer = Callable[[Sequence[str], dict], str]
+
+#: primitive → the expression computing it from input names and static parameters.
+PRINTERS: dict[str, Printer] = {
+    "to": lambda x, p: f"{x[0]}.to({_dtype(p['dtype'])})",
+    "reshape": lambda x, p: f"{x[0]}.reshape({_ints(p['shape'])})",
+    "permute": lambda x, p: f"{x[0]}.permute({_ints(p['dims'])})",
+    "sum": lambda x, p: f"{x[0]}.sum({_ints(p['dims'])})",
+    "squeeze": lambda x, p: f"{x[0]}.squeeze({_ints(p['dims'])})",
+    "movedim": lambda x, p: f"{x[0]}.movedim({int(p['source'])}, {int(p['destination'])})",
+    "unfold": lambda x, p: f"{x[0]}.unfold({int(p['axis'])}, {int(p['size'])}, {int(p['step'])})",
+    "narrow": lambda x, p: f"{x[0]}.narrow({int(p['axis'])}, {int(p['start'])}, {int(p['length'])})",
+    "step": lambda x, p: f"{x[0]}[..., ::{int(p['step'])}]",
+    "index": lambda x, p: f"{x[0]}[{_index(p['index'])}]",
+    "expand": lambda x, p: f"{x[0]}.expand({_ints(p['shape'])})",
+    "contiguous": lambda x, p: f"{x[0]}.contiguous()",
+    "pad": lambda x, p: f"F.pad({x[0]}, {_ints(p['pads'])})",
+    "einsum": lambda x, p: f"torch.einsum({str(p['equation'])!r}, {', '.join(x)})",
+    "mul": lambda x, p: f"{x[0]} * {x[1]}",
+    "add": lambda x, p: f"{x[0]} + {x[1]}",
+    "scale": lambda x, p: f"{x[0]} * {_float(p['factor'])}",
+    "matmul": lambda x, p: f"{x[0]} @ {x[1]}",
+    "conv": lambda x, p: (
+        f"F.conv{int(p['dims'])}d({x[0]}, {x[1]}, None, {_ints(p['stride'])}, {_ints(p['padding'])}, "
+        f"{_ints(p['dilation'])}, {int(p['groups'])})"
+    ),
+    "conv_weight": lambda x, p: (
+        f"torch.nn.grad.conv{int(p['dims'])}d_weight({x[0]}, {_ints(p['weight'])}, {x[1]}, {_ints(p['stride'])}, "
+        f"{_ints(p['padding'])}, {_ints(p['dilation'])}, {int(p['groups'])})"
+    ),
+    "conv_transpose": lambda x, p: (
+        f"F.conv_transpose{int(p['dims'])}d({x[0]}, {x[1]}, None, {_ints(p['stride'])}, {_ints(p['padding'])}, "
+        f"{_ints(p['output_padding'])}, {int(p['groups'])}, {_ints(p['dilation'])})"
+    ),
+    "gram": lambda x, p: f"torch.baddbmm({x[1]}, {_gram_product(x[0], p)}, beta=0, alpha={_float(p['alpha'])})",
+}
+
+
+def _gram_product(u: str, p: dict) -> str:
+    return f"{u}.transpose(1, 2), {u}" if p["transposed"] else f"{u}, {u}.transpose(1, 2)"
+
+
+def _gram_chunked(out: str, x: Sequence[str], p: dict) -> list[str]:
+    """``Σ_chunks uᵀu`` over chunks of axis ``axis`` of the operand, accumulated in place."""
+    u = f"{out}_u"
+    axis, total, step = int(p["axis"]), int(p["total"]), int(p["step"])
+    permute = f".permute({_ints(p['dims'])})" if p["dims"] else ""
+    chunk = f"{x[0]}.narrow({axis}, j, min({step}, {total} - j)){permute}.reshape({_ints(p['shape'])})"
+    product = _gram_product(u, p)
+    return [
+        f"{out} = None",
+        f"for j in range(0, {total}, {step}):",
+        f"    {u} = {chunk}",
+        f"    if {out} is None:",
+        f"        {out} = torch.baddbmm({x[1]}, {product}, beta=0, alpha={_float(p['alpha'])})",
+        "    else:",
+        f"        {out}.baddbmm_({product}, alpha={_float(p['alpha'])})",
+    ]
+
+
+def _embed_diagonal(out: str, x: Sequence[str], p: dict) -> list[str]:
+    """A zero tensor of ``shape`` whose generalized diagonal (a strided view) holds ``x``."""
+    return [
+        f"{out} = {x[0]}.new_zeros({_ints(p['shape'])})",
+        f"{out}.as_strided({_ints(p['view'])}, {_ints(p['strides'])}).copy_({x[0]})",
+    ]
+
+
+#: primitive → the lines computing it (for ops that are not one expression).
+STATEMENTS: dict[str, Callable[[str, Sequence[str], dict], list[str]]] = {
+    "gram_chunked": _gram_chunked,
+    "embed_diagonal": _embed_diagonal,
+}
+
+
+def _lines(op: Op) -> list[str]:
+    params = dict(op.params)
+    if op.prim in STATEMENTS:
+        return STATEMENTS[op.prim](op.out, op.inputs, params)
+    return [f"{op.out} = {PRINTERS[op.prim](op.inputs, params)}"]
+
+
+def source(plan: Plan, function: str, doc: str) -> str:
+    """The plan as one Python function ``function`` (a generated identifier)."""
+    body = [f"    {line}" for op in plan.ops for line in _lines(op)]
+    return (
+        f"def {function}({', '.join(plan.args)}):\n    {doc!r}\n" + "".join(line + "\n" for line in body)
+        + f"    return {plan.result}\n"
+    )
+
+
+def compile_plan(plan: Plan, function: str, doc: str) -> tuple[Callable, str]:
+    """The plan's function (constants bound as globals ``c0, c1, …``) and its source."""
+    text = source(plan, function, doc)
+    namespace: dict[str, Any] = {"torch": torch, "F": F}
+    namespace.update({f"c{i}": value for i, value in enumerate(plan.constants)})
+    exec(compile(text, f"<tndsl {function}>", "exec"), namespace)  # noqa: S102 - generated, see module doc
+    return namespace[function], text

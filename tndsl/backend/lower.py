@@ -1,72 +1,134 @@
 """Π-aware lowering: turn pattern sub-networks into what they are.
 
 Before the generic pairwise contraction, a term's operands are searched for sub-networks
-that are convolutions or their adjoints, and each is replaced by one torch call:
+that are convolutions or their adjoints, and each is replaced by one torch op:
 
-- ``X·Π…·W`` (Π's in-legs only on X, kernel legs only on W) → ``F.conv{1,2,3}d``;
-- ``X·Π…·V`` (in-legs on X, out-legs on V, kernel legs kept) → ``torch.nn.grad.conv*_weight``;
-- ``V·Π…·W`` (out-legs on V, kernel legs on W, in-legs kept) → ``F.conv_transpose{1,2,3}d``;
-- ``X·Π`` (in-leg only on X) → a zero-copy window view (pad + ``unfold``, dilation by slicing).
+- ``X·Π…·W`` (Π's in-legs only on X, kernel legs only on W) → ``conv`` (``F.conv{1,2,3}d``);
+- ``X·Π…·V`` (in-legs on X, out-legs on V, kernel legs kept) → ``conv_weight``
+  (``torch.nn.grad.conv*_weight``);
+- ``V·Π…·W`` (out-legs on V, kernel legs on W, in-legs kept) → ``conv_transpose``;
+- ``X·Π`` (in-leg only on X) → a zero-copy window view (pad + ``unfold``, dilation by slicing);
+- ``X·S`` for a slice → a strided view; ``X·M`` for a folded Π matrix → a matmul.
 
 Legs shared by both operands and kept (channel groups, or a batch that is not summed) are
 folded into the groups of the convolution; legs of one operand that are kept are folded
-into the batch. A Gram-type step ``U·Uᵀ`` contracts one copy of ``U`` (in chunks over a summed
-leg when ``U`` is large), instead of two. Constant Π that nothing matches are materialized
-densely by the planner, where an out-leg summed away is folded into a ``[in, kernel]`` matrix.
+into the batch. A Gram-type step ``U·Uᵀ`` contracts one copy of ``U`` (in chunks over a
+summed leg when ``U`` is large), instead of two. Every lowering appends ops to an
+:class:`~tndsl.backend.ops.OpList`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import torch
 
 from ..ir import PatternSpec
-from .emit import Emitter
+from .ops import OpList
 
-__all__ = ["Operand", "lower", "gram", "is_dense", "tuple_code", "GRAM_CHUNK_ELEMENTS"]
+__all__ = ["Operand", "PatternUse", "lower", "gram", "GRAM_CHUNK_ELEMENTS"]
 
 #: A Gram step over an operand larger than this (elements) is computed in chunks.
 GRAM_CHUNK_ELEMENTS = 1 << 22
 GRAM_CHUNKS = 8
 
 
+class PatternUse(NamedTuple):
+    """A Π operand's parameters and the sizes of its in-, out- and kernel legs."""
+
+    spec: PatternSpec
+    size_in: int
+    size_out: int
+    kernel: int
+
+    @property
+    def dense(self) -> bool:
+        """Windows that do not overlap or skip: kernel = stride, dilation 1, no padding."""
+        return self.spec.stride == self.kernel and self.spec.dilation == 1 and self.spec.pads(self.kernel) == (0, 0)
+
+    @property
+    def tiles(self) -> bool:
+        """Dense windows that cover the input exactly (``I = O·K``): a reshape."""
+        return self.dense and self.size_in == self.size_out * self.kernel
+
+
 @dataclass
 class Operand:
-    """A tensor in flight: code (a variable name) or a constant value, and its labels.
+    """A tensor in flight: a variable (``var``) or a constant, and its labels.
 
-    ``pattern`` is set for a Π operand: ``(spec, I, O, K)``; ``slicing`` for a slice
-    tensor ``S[i, o]``: ``(start, step)``; ``window`` for a window view
-    (an unfolded input: a convolution reading it would copy it whole, so none does).
+    A constant's value is made on first use by ``make`` (so a Π that is lowered to a
+    convolution or a view is never materialized). ``pattern`` is set for a Π operand;
+    ``slicing`` for a slice tensor ``S[i, o]``: ``(start, step)``; ``window`` for a window
+    view (an unfolded input: a convolution reading it would copy it whole, so none does).
     """
 
     labels: tuple[str, ...]
-    code: str | None = None
-    value: torch.Tensor | None = None
-    pattern: tuple[PatternSpec, int, int, int] | None = None
-    slicing: tuple[int, int] | None = None  # (start, step) of a slice tensor
+    var: str | None = None
+    make: Callable[[], torch.Tensor] | None = None
+    pattern: PatternUse | None = None
+    slicing: tuple[int, int] | None = None
     window: bool = False
+    _value: torch.Tensor | None = field(default=None, repr=False)
+
+    @staticmethod
+    def of(labels: tuple[str, ...], value: torch.Tensor) -> "Operand":
+        """A constant operand with a known value."""
+        return Operand(labels, _value=value)
 
     @property
     def constant(self) -> bool:
-        return self.value is not None
+        return self.var is None
+
+    @property
+    def value(self) -> torch.Tensor:
+        if self._value is None:
+            assert self.make is not None, "a runtime operand has no value"
+            self._value = self.make()
+        return self._value
 
     @property
     def plain(self) -> bool:
         """A runtime tensor without repeated legs that is not a window view."""
-        return self.code is not None and not self.window and len(set(self.labels)) == len(self.labels)
+        return self.var is not None and not self.window and len(set(self.labels)) == len(self.labels)
 
 
-def is_dense(pattern: tuple[PatternSpec, int, int, int]) -> bool:
-    """Π whose windows tile the input: kernel = stride, dilation 1, no padding."""
-    spec, _, _, kernel = pattern
-    return spec.stride == kernel and spec.dilation == 1 and spec.pads(kernel) == (0, 0)
+class Roles(NamedTuple):
+    """An operand's legs in a two-operand lowering, by role."""
+
+    summed: list[str]  # shared with the other operand and summed (channels)
+    shared: list[str]  # shared with the other operand and kept (groups)
+    own: list[str]  # only on this operand, kept (batch or output channels)
+    ones: list[str]  # only on this operand, size 1, needed nowhere (ride along in a reshape)
 
 
-def tuple_code(values: Sequence[int]) -> str:
-    return "(" + "".join(f"{int(v)}, " for v in values) + ")"
+@dataclass(frozen=True)
+class Geometry:
+    """Per spatial dimension of a convolution: stride, (left, right) pads, dilation, sizes."""
+
+    strides: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...]
+    dilations: tuple[int, ...]
+    ins: tuple[int, ...]
+    outs: tuple[int, ...]
+    kernels: tuple[int, ...]
+
+    @staticmethod
+    def of(pats: Sequence[Operand]) -> "Geometry":
+        uses = [p.pattern for p in pats]
+        return Geometry(
+            tuple(u.spec.stride for u in uses),
+            tuple(u.spec.pads(u.kernel) for u in uses),
+            tuple(u.spec.dilation for u in uses),
+            tuple(u.size_in for u in uses),
+            tuple(u.size_out for u in uses),
+            tuple(u.kernel for u in uses),
+        )
+
+    @property
+    def symmetric(self) -> bool:
+        return all(left == right for left, right in self.pads)
 
 
 @dataclass
@@ -74,7 +136,7 @@ class _Context:
     operands: list[Operand]
     keep: tuple[str, ...]
     sizes: Mapping[str, int]
-    emit: Emitter
+    ops: OpList
 
     def elsewhere(self, label: str, group: Sequence[Operand]) -> bool:
         """Whether ``label`` is kept or used by an operand outside ``group``."""
@@ -87,29 +149,35 @@ class _Context:
         return math.prod(self.sizes[label] for label in labels)
 
     def arrange(self, op: Operand, groups: Sequence[Sequence[str]]) -> str:
-        """``op`` permuted to the concatenated ``groups`` and reshaped to one axis per group
-        (a group that is the last axes kept as they are)."""
+        """``op`` permuted to the concatenated ``groups`` and reshaped to one axis per group."""
         order = [label for group in groups for label in group]
-        code = op.code
+        var = op.var
         if tuple(order) != op.labels:
-            code = self.emit.assign(f"{code}.permute({tuple_code(op.labels.index(l) for l in order)})")
-        shape = [self.size(group) for group in groups]
-        if shape != [self.sizes[l] for l in order]:
-            code = self.emit.assign(f"{code}.reshape({tuple_code(shape)})")
-        return code
+            var = self.ops.add("permute", var, dims=tuple(op.labels.index(l) for l in order))
+        shape = tuple(self.size(group) for group in groups)
+        if shape != tuple(self.sizes[l] for l in order):
+            var = self.ops.add("reshape", var, shape=shape)
+        return var
 
-    def unflatten(self, code: str, groups: Sequence[Sequence[str]]) -> str:
+    def unflatten(self, var: str, groups: Sequence[Sequence[str]]) -> str:
         """Split a result with one axis per group into one axis per label (if not already)."""
         if all(len(group) == 1 for group in groups):
-            return code
-        return self.emit.assign(f"{code}.reshape({tuple_code(self.sizes[l] for group in groups for l in group)})")
+            return var
+        return self.ops.add("reshape", var, shape=tuple(self.sizes[l] for group in groups for l in group))
+
+    def pad(self, var: str, pads: Sequence[tuple[int, int]]) -> str:
+        """``F.pad`` of the last ``len(pads)`` axes (trailing zero pads dropped)."""
+        flat = [v for left, right in reversed(pads) for v in (left, right)]
+        while flat[-2:] == [0, 0]:
+            flat = flat[:-2]
+        return self.ops.add("pad", var, pads=tuple(flat)) if flat else var
 
     def replace(self, group: Sequence[Operand], result: Operand) -> list[Operand]:
         return [op for op in self.operands if all(op is not g for g in group)] + [result]
 
 
 def lower(
-    operands: list[Operand], keep: tuple[str, ...], sizes: Mapping[str, int], emit: Emitter, dtype: torch.dtype
+    operands: list[Operand], keep: tuple[str, ...], sizes: Mapping[str, int], ops: OpList, dtype: torch.dtype
 ) -> list[Operand]:
     """Apply the Π lowerings until none matches; return the new operand list."""
     if not dtype.is_floating_point:
@@ -126,7 +194,7 @@ def lower(
     while changed:
         changed = False
         for matcher in matchers:
-            result = matcher(_Context(operands, keep, sizes, emit))
+            result = matcher(_Context(operands, keep, sizes, ops))
             if result is not None:
                 operands, changed = result, True
                 break
@@ -179,51 +247,33 @@ def _pattern_pairs(ctx: _Context, roles: tuple[str | None, str | None, str | Non
                 yield a, b, pats
 
 
-def _split(ctx: _Context, op: Operand, other: Operand, skip: set[str], group: list[Operand]):
-    """Classify ``op``'s legs not in ``skip``: shared-summed, shared-kept, own-kept, own size-1.
-
-    Size-1 legs that nothing else needs ride along in a reshape. Returns None when another
-    leg is neither shared nor needed elsewhere (it would have been summed before lowering).
-    """
-    summed, shared, own, ones = [], [], [], []
+def _roles(ctx: _Context, op: Operand, other: Operand, skip: Sequence[str], group: list[Operand]) -> Roles | None:
+    """Classify ``op``'s legs not in ``skip``; None when a leg is neither shared nor needed
+    elsewhere (it would have been summed before lowering)."""
+    roles = Roles([], [], [], [])
     for label in op.labels:
         if label in skip:
             continue
         in_other = label in other.labels
         out = ctx.elsewhere(label, group)
         if in_other and not out:
-            summed.append(label)
+            roles.summed.append(label)
         elif in_other:
-            shared.append(label)
+            roles.shared.append(label)
         elif out:
-            own.append(label)
+            roles.own.append(label)
         elif ctx.sizes[label] == 1:
-            ones.append(label)
+            roles.ones.append(label)
         else:
             return None
-    return summed, shared, own, ones
+    return roles
 
 
-def _geometry(pats: Sequence[Operand]):
-    """Per-dimension stride, (left, right) pads, dilation and sizes of Π operands."""
-    strides, pads, dilations, ins, outs, kernels = [], [], [], [], [], []
-    for p in pats:
-        spec, i, o, k = p.pattern
-        strides.append(spec.stride)
-        pads.append(spec.pads(k))
-        dilations.append(spec.dilation)
-        ins.append(i)
-        outs.append(o)
-        kernels.append(k)
-    return strides, pads, dilations, ins, outs, kernels
-
-
-def _pad_input(ctx: _Context, code: str, pads: list[tuple[int, int]]) -> tuple[str, list[int]]:
+def _pad_input(ctx: _Context, var: str, geometry: Geometry) -> tuple[str, tuple[int, ...]]:
     """Symmetric padding goes to the conv call; asymmetric padding is applied with F.pad."""
-    if all(left == right for left, right in pads):
-        return code, [left for left, _ in pads]
-    flat = [p for left, right in reversed(pads) for p in (left, right)]
-    return ctx.emit.assign(f"F.pad({code}, {tuple_code(flat)})"), [0] * len(pads)
+    if geometry.symmetric:
+        return var, tuple(left for left, _ in geometry.pads)
+    return ctx.pad(var, geometry.pads), (0,) * len(geometry.pads)
 
 
 # -- the lowerings -------------------------------------------------------------------------
@@ -235,24 +285,21 @@ def _conv(ctx: _Context) -> list[Operand] | None:
         group = [x, w, *pats]
         spatial = [p.labels[0] for p in pats]
         kernel = [p.labels[2] for p in pats]
-        xs = _split(ctx, x, w, set(spatial), group)
-        ws = _split(ctx, w, x, set(kernel), group)
+        xs = _roles(ctx, x, w, spatial, group)
+        ws = _roles(ctx, w, x, kernel, group)
         if xs is None or ws is None:
             continue
-        channels, groups, batch, x_ones = xs
-        _, _, out_channels, w_ones = ws
-        strides, pads, dilations, *_ = _geometry(pats)
-        xr = ctx.arrange(x, [batch, groups + channels + x_ones] + [[s] for s in spatial])
-        xr, padding = _pad_input(ctx, xr, pads)
-        wr = ctx.arrange(w, [groups + out_channels + w_ones, channels] + [[k] for k in kernel])
-        n = len(pats)
-        y = ctx.emit.assign(
-            f"F.conv{n}d({xr}, {wr}, None, {tuple_code(strides)}, {tuple_code(padding)}, "
-            f"{tuple_code(dilations)}, {ctx.size(groups)})"
+        geometry = Geometry.of(pats)
+        xr = ctx.arrange(x, [xs.own, xs.shared + xs.summed + xs.ones] + [[s] for s in spatial])
+        xr, padding = _pad_input(ctx, xr, geometry)
+        wr = ctx.arrange(w, [xs.shared + ws.own + ws.ones, xs.summed] + [[k] for k in kernel])
+        y = ctx.ops.add(
+            "conv", xr, wr, dims=len(pats), stride=geometry.strides, padding=padding,
+            dilation=geometry.dilations, groups=ctx.size(xs.shared),
         )
-        labels = tuple(batch + groups + out_channels + [p.labels[1] for p in pats])
-        y = ctx.unflatten(y, [batch, groups + out_channels] + [[p.labels[1]] for p in pats])
-        return ctx.replace(group, Operand(labels, code=y))
+        labels = tuple(xs.own + xs.shared + ws.own + [p.labels[1] for p in pats])
+        y = ctx.unflatten(y, [xs.own, xs.shared + ws.own] + [[p.labels[1]] for p in pats])
+        return ctx.replace(group, Operand(labels, var=y))
     return None
 
 
@@ -261,26 +308,24 @@ def _conv_weight(ctx: _Context) -> list[Operand] | None:
     for x, v, pats in _pattern_pairs(ctx, ("a", "b", None)):
         group = [x, v, *pats]
         spatial = [p.labels[0] for p in pats]
-        outs_l = [p.labels[1] for p in pats]
-        xs = _split(ctx, x, v, set(spatial), group)
-        vs = _split(ctx, v, x, set(outs_l), group)
+        outs = [p.labels[1] for p in pats]
+        xs = _roles(ctx, x, v, spatial, group)
+        vs = _roles(ctx, v, x, outs, group)
         if xs is None or vs is None:
             continue
-        batch, groups, channels, x_ones = xs
-        _, _, out_channels, v_ones = vs
-        strides, pads, dilations, _, _, kernels = _geometry(pats)
-        xr = ctx.arrange(x, [batch, groups + channels + x_ones] + [[s] for s in spatial])
-        xr, padding = _pad_input(ctx, xr, pads)
-        vr = ctx.arrange(v, [batch, groups + out_channels + v_ones] + [[o] for o in outs_l])
-        n = len(pats)
-        weight = [ctx.size(groups + out_channels), ctx.size(channels), *kernels]
-        y = ctx.emit.assign(
-            f"torch.nn.grad.conv{n}d_weight({xr}, {tuple_code(weight)}, {vr}, {tuple_code(strides)}, "
-            f"{tuple_code(padding)}, {tuple_code(dilations)}, {ctx.size(groups)})"
+        geometry = Geometry.of(pats)
+        batch, groups, channels = xs.summed, xs.shared, xs.own
+        xr = ctx.arrange(x, [batch, groups + channels + xs.ones] + [[s] for s in spatial])
+        xr, padding = _pad_input(ctx, xr, geometry)
+        vr = ctx.arrange(v, [batch, groups + vs.own + vs.ones] + [[o] for o in outs])
+        weight = (ctx.size(groups + vs.own), ctx.size(channels), *geometry.kernels)
+        y = ctx.ops.add(
+            "conv_weight", xr, vr, dims=len(pats), weight=weight, stride=geometry.strides, padding=padding,
+            dilation=geometry.dilations, groups=ctx.size(groups),
         )
-        labels = tuple(groups + out_channels + channels + [p.labels[2] for p in pats])
-        y = ctx.unflatten(y, [groups + out_channels, channels] + [[p.labels[2]] for p in pats])
-        return ctx.replace(group, Operand(labels, code=y))
+        labels = tuple(groups + vs.own + channels + [p.labels[2] for p in pats])
+        y = ctx.unflatten(y, [groups + vs.own, channels] + [[p.labels[2]] for p in pats])
+        return ctx.replace(group, Operand(labels, var=y))
     return None
 
 
@@ -288,39 +333,33 @@ def _conv_transpose(ctx: _Context) -> list[Operand] | None:
     """``V[b, g, d, o…]·Π[i, o, k]…·W[g, d, c, k…]`` → ``F.conv_transposeNd`` (in-legs kept)."""
     for v, w, pats in _pattern_pairs(ctx, (None, "a", "b")):
         group = [v, w, *pats]
-        outs_l = [p.labels[1] for p in pats]
+        outs = [p.labels[1] for p in pats]
         kernel = [p.labels[2] for p in pats]
-        vs = _split(ctx, v, w, set(outs_l), group)
-        ws = _split(ctx, w, v, set(kernel), group)
+        vs = _roles(ctx, v, w, outs, group)
+        ws = _roles(ctx, w, v, kernel, group)
         if vs is None or ws is None:
             continue
-        channels, groups, batch, v_ones = vs
-        _, _, in_channels, w_ones = ws
-        strides, pads, dilations, ins, outs, kernels = _geometry(pats)
-        vr = ctx.arrange(v, [batch, groups + channels + v_ones] + [[o] for o in outs_l])
-        wr = ctx.arrange(w, [groups + channels, in_channels + w_ones] + [[k] for k in kernel])
-        full = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(outs, strides, dilations, kernels)]
-        extra = [i - (f - left - right) for i, f, (left, right) in zip(ins, full, pads)]
+        g = Geometry.of(pats)
+        channels, groups, batch = vs.summed, vs.shared, vs.own
+        vr = ctx.arrange(v, [batch, groups + channels + vs.ones] + [[o] for o in outs])
+        wr = ctx.arrange(w, [groups + channels, ws.own + ws.ones] + [[k] for k in kernel])
+        full = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(g.outs, g.strides, g.dilations, g.kernels)]
+        extra = tuple(i - (f - left - right) for i, f, (left, right) in zip(g.ins, full, g.pads))
+        direct = g.symmetric and all(0 <= e < max(s, d) for e, s, d in zip(extra, g.strides, g.dilations))
         n = len(pats)
-        direct = all(
-            left == right and 0 <= e < max(s, d) for (left, right), e, s, d in zip(pads, extra, strides, dilations)
-        )
-        padding = [left for left, _ in pads] if direct else [0] * n
-        y = ctx.emit.assign(
-            f"F.conv_transpose{n}d({vr}, {wr}, None, {tuple_code(strides)}, {tuple_code(padding)}, "
-            f"{tuple_code(extra if direct else [0] * n)}, {ctx.size(groups)}, {tuple_code(dilations)})"
+        y = ctx.ops.add(
+            "conv_transpose", vr, wr, dims=n, stride=g.strides,
+            padding=tuple(left for left, _ in g.pads) if direct else (0,) * n,
+            output_padding=extra if direct else (0,) * n, groups=ctx.size(groups), dilation=g.dilations,
         )
         if not direct:
             # full-size result; the output is full[left : left + I], zero beyond its end
-            grow = [max(0, left + i - f) for (left, _), i, f in zip(pads, ins, full)]
-            if any(grow):
-                flat = [p for g in reversed(grow) for p in (0, g)]
-                y = ctx.emit.assign(f"F.pad({y}, {tuple_code(flat)})")
-            index = ", ".join([":", ":"] + [f"{left}:{left + i}" for (left, _), i in zip(pads, ins)])
-            y = ctx.emit.assign(f"{y}[{index}]")
-        labels = tuple(batch + groups + in_channels + [p.labels[0] for p in pats])
-        y = ctx.unflatten(y, [batch, groups + in_channels] + [[p.labels[0]] for p in pats])
-        return ctx.replace(group, Operand(labels, code=y))
+            grow = [(0, max(0, left + i - f)) for (left, _), i, f in zip(g.pads, g.ins, full)]
+            y = ctx.pad(y, grow)
+            y = ctx.ops.add("index", y, index=((), ()) + tuple((left, left + i, 1) for (left, _), i in zip(g.pads, g.ins)))
+        labels = tuple(batch + groups + ws.own + [p.labels[0] for p in pats])
+        y = ctx.unflatten(y, [batch, groups + ws.own] + [[p.labels[0]] for p in pats])
+        return ctx.replace(group, Operand(labels, var=y))
     return None
 
 
@@ -331,7 +370,7 @@ def _window_view(ctx: _Context) -> list[Operand] | None:
     window view per axis (highest axis first, so lower axis positions stay valid).
     """
     for x in ctx.operands:
-        if x.code is None or len(set(x.labels)) != len(x.labels):
+        if x.var is None or len(set(x.labels)) != len(x.labels):
             continue
         pats = _pick(
             [
@@ -345,40 +384,34 @@ def _window_view(ctx: _Context) -> list[Operand] | None:
         )
         if not pats:
             continue
-        windows = []
-        pads = [(0, 0)] * len(x.labels)
-        for p in pats:
-            spec, size_i, size_o, size_k = p.pattern
-            left, _ = spec.pads(size_k)
-            span = (size_k - 1) * spec.dilation + 1
-            right = max(0, (size_o - 1) * spec.stride + span - size_i - left)
-            axis = x.labels.index(p.labels[0])
-            pads[axis] = (left, right)
-            windows.append((axis, span, spec, size_i + left + right, size_o, p))
-        code = x.code
-        if all(is_dense(p.pattern) and p.pattern[1] == p.pattern[2] * p.pattern[3] for p in pats):
+        labels = list(x.labels)
+        if all(p.pattern.tiles for p in pats):
             # windows that tile the axis exactly: one reshape splits each i into (o, k)
-            labels = list(x.labels)
             for p in pats:
                 axis = labels.index(p.labels[0])
                 labels[axis : axis + 1] = [p.labels[1], p.labels[2]]
-            code = ctx.emit.assign(f"{code}.reshape({tuple_code(ctx.sizes[l] for l in labels)})")
-            return ctx.replace([x, *pats], Operand(tuple(labels), code=code, window=True))
-        if any(left or right for left, right in pads):
-            flat = [v for left, right in reversed(pads) for v in (left, right)]
-            while flat[-2:] == [0, 0]:
-                flat = flat[:-2]
-            code = ctx.emit.assign(f"F.pad({code}, {tuple_code(flat)})")
-        labels = list(x.labels)
-        for axis, span, spec, padded, size_o, p in sorted(windows, key=lambda w: -w[0]):
-            code = ctx.emit.assign(f"{code}.unfold({axis}, {span}, {spec.stride})")
-            if (padded - span) // spec.stride + 1 != size_o:
-                code = ctx.emit.assign(f"{code}.narrow({axis}, 0, {size_o})")
-            if spec.dilation > 1:
-                code = ctx.emit.assign(f"{code}[..., ::{spec.dilation}]")
-            code = ctx.emit.assign(f"{code}.movedim(-1, {axis + 1})")
+            var = ctx.ops.add("reshape", x.var, shape=tuple(ctx.sizes[l] for l in labels))
+            return ctx.replace([x, *pats], Operand(tuple(labels), var=var, window=True))
+        windows = []
+        pads = [(0, 0)] * len(x.labels)
+        for p in pats:
+            use = p.pattern
+            left, _ = use.spec.pads(use.kernel)
+            span = (use.kernel - 1) * use.spec.dilation + 1
+            right = max(0, (use.size_out - 1) * use.spec.stride + span - use.size_in - left)
+            axis = x.labels.index(p.labels[0])
+            pads[axis] = (left, right)
+            windows.append((axis, span, use, use.size_in + left + right, p))
+        var = ctx.pad(x.var, pads)
+        for axis, span, use, padded, p in sorted(windows, key=lambda w: -w[0]):
+            var = ctx.ops.add("unfold", var, axis=axis, size=span, step=use.spec.stride)
+            if (padded - span) // use.spec.stride + 1 != use.size_out:
+                var = ctx.ops.add("narrow", var, axis=axis, start=0, length=use.size_out)
+            if use.spec.dilation > 1:
+                var = ctx.ops.add("step", var, step=use.spec.dilation)
+            var = ctx.ops.add("movedim", var, source=-1, destination=axis + 1)
             labels[axis : axis + 1] = [p.labels[1], p.labels[2]]
-        return ctx.replace([x, *pats], Operand(tuple(labels), code=code, window=True))
+        return ctx.replace([x, *pats], Operand(tuple(labels), var=var, window=True))
     return None
 
 
@@ -388,7 +421,7 @@ def _slice_view(ctx: _Context) -> list[Operand] | None:
     Zero padding (one ``F.pad``) covers positions before the start or past the end.
     """
     for x in ctx.operands:
-        if x.code is None or len(set(x.labels)) != len(x.labels):
+        if x.var is None or len(set(x.labels)) != len(x.labels):
             continue
         for s in ctx.operands:
             if s.slicing is None or len(set(s.labels)) != 2:
@@ -401,15 +434,12 @@ def _slice_view(ctx: _Context) -> list[Operand] | None:
             left = max(0, -start)
             right = max(0, start + step * (size_o - 1) + 1 - size_i)
             axis = x.labels.index(i)
-            code = x.code
-            if left or right:
-                flat = [0, 0] * (len(x.labels) - 1 - axis) + [left, right]
-                code = ctx.emit.assign(f"F.pad({code}, {tuple_code(flat)})")
+            var = ctx.pad(x.var, [(0, 0)] * axis + [(left, right)] + [(0, 0)] * (len(x.labels) - 1 - axis))
             begin = start + left
-            index = ", ".join([":"] * axis + [f"{begin}:{begin + step * (size_o - 1) + 1}:{step}"])
-            code = ctx.emit.assign(f"{code}[{index}]")
+            index = ((),) * axis + ((begin, begin + step * (size_o - 1) + 1, step),)
+            var = ctx.ops.add("index", var, index=index)
             labels = x.labels[:axis] + (o,) + x.labels[axis + 1 :]
-            return ctx.replace([x, s], Operand(labels, code=code, window=x.window))
+            return ctx.replace([x, s], Operand(labels, var=var, window=x.window))
     return None
 
 
@@ -440,10 +470,10 @@ def _axis_matrix(ctx: _Context) -> list[Operand] | None:
         return None
     x, m, axis, i, k = best
     value = m.value if m.labels == (i, k) else m.value.t().contiguous()
-    code = x.code if axis == len(x.labels) - 1 else ctx.emit.assign(f"{x.code}.movedim({axis}, -1)")
-    code = ctx.emit.assign(f"{code} @ {ctx.emit.constant(value)}")
+    var = x.var if axis == len(x.labels) - 1 else ctx.ops.add("movedim", x.var, source=axis, destination=-1)
+    var = ctx.ops.add("matmul", var, ctx.ops.constant(value))
     labels = x.labels[:axis] + x.labels[axis + 1 :] + (k,)
-    return ctx.replace([x, m], Operand(labels, code=code))
+    return ctx.replace([x, m], Operand(labels, var=var))
 
 
 # -- Gram steps ----------------------------------------------------------------------------
@@ -454,13 +484,13 @@ def gram(
     b: Operand,
     labels: tuple[str, ...],
     sizes: Mapping[str, int],
-    emit: Emitter,
-    empty_like: torch.Tensor,
+    ops: OpList,
+    zero: str,
     alpha: float = 1.0,
 ) -> Operand | None:
     """``alpha · U·Uᵀ``: both operands the same tensor, contracted over the same axes.
 
-    ``empty_like`` is a 0-d tensor of the computation's dtype and device.
+    ``zero`` names a 0-d constant of the computation's dtype (``baddbmm``'s ignored input).
 
     Positions where both carry the same label are batch (kept) or contracted legs; the other
     positions are free legs, kept on both sides. One copy of ``U`` is arranged as
@@ -469,7 +499,7 @@ def gram(
     large ``U`` is processed in chunks of its first contracted axis, so no full copy of it
     is ever made.
     """
-    if a.code is None or a.code != b.code or len(a.labels) != len(b.labels):
+    if a.var is None or a.var != b.var or len(a.labels) != len(b.labels):
         return None
     if len(set(a.labels)) != len(a.labels) or len(set(b.labels)) != len(b.labels):
         return None
@@ -487,31 +517,24 @@ def gram(
     nb = math.prod(dims[q] for q in batch)
     nf = math.prod(dims[q] for q in free)
     transposed = batch + summed + free == list(range(len(dims)))  # [batch, contracted, free] is a view
-    order = batch + (summed + free if transposed else free + summed)
-    permute = f".permute({tuple_code(order)})" if order != list(range(len(order))) else ""
-    shape = f"{nb}, -1, {nf}" if transposed else f"{nb}, {nf}, -1"
-    product = "{u}.transpose(1, 2), {u}" if transposed else "{u}, {u}.transpose(1, 2)"
+    order = tuple(batch + (summed + free if transposed else free + summed))
+    permute = order if order != tuple(range(len(order))) else ()
+    shape = (nb, -1, nf) if transposed else (nb, nf, -1)
     first = summed[0]
-    empty = emit.constant(empty_like)  # baddbmm's ignored input (beta=0)
     chunks = min(dims[first], GRAM_CHUNKS) if math.prod(dims) > GRAM_CHUNK_ELEMENTS and not transposed else 1
     if chunks <= 1:
-        u = emit.assign(f"{a.code}{permute}.reshape({shape})")
-        g = emit.assign(f"torch.baddbmm({empty}, {product.format(u=u)}, beta=0, alpha={alpha!r})")
+        u = ops.add("permute", a.var, dims=permute) if permute else a.var
+        u = ops.add("reshape", u, shape=shape)
+        g = ops.add("gram", u, zero, transposed=transposed, alpha=float(alpha))
     else:
         step = -(-dims[first] // chunks)
-        g, u = emit.fresh("g"), emit.fresh("u")
-        emit.lines += [
-            f"{g} = None",
-            f"for j in range(0, {dims[first]}, {step}):",
-            f"    {u} = {a.code}.narrow({first}, j, min({step}, {dims[first]} - j)){permute}.reshape({shape})",
-            f"    if {g} is None:",
-            f"        {g} = torch.baddbmm({empty}, {product.format(u=u)}, beta=0, alpha={alpha!r})",
-            "    else:",
-            f"        {g}.baddbmm_({product.format(u=u)}, alpha={alpha!r})",
-        ]
+        g = ops.add(
+            "gram_chunked", a.var, zero, axis=first, total=dims[first], step=step, dims=permute, shape=shape,
+            transposed=transposed, alpha=float(alpha),
+        )
     result = tuple(a.labels[q] for q in batch) + tuple(a.labels[q] for q in free) + tuple(b.labels[q] for q in free)
     if [sizes[l] for l in result] != [nb, nf, nf]:
-        g = emit.assign(f"{g}.reshape({tuple_code(sizes[l] for l in result)})")
+        g = ops.add("reshape", g, shape=tuple(sizes[l] for l in result))
     if result != labels:
-        g = emit.assign(f"{g}.permute({tuple_code(result.index(l) for l in labels)})")
-    return Operand(labels, code=g)
+        g = ops.add("permute", g, dims=tuple(result.index(l) for l in labels))
+    return Operand(labels, var=g)

@@ -1,8 +1,9 @@
-"""Planning a network for one shape signature and emitting its straight-line code.
+"""Planning a network for one call signature: an op list (:class:`~tndsl.backend.ops.Plan`).
 
-Per term: deltas are merged away (their legs renamed to one label), constants (Π) are
-materialized and folded at plan time, each operand is reduced over legs nobody else
-needs, and the rest is contracted pairwise in the order opt_einsum finds. The code runs
+Per term: deltas are merged away (their legs renamed to one label), each operand is
+reduced over legs nobody else needs, Π sub-networks are lowered
+(:mod:`tndsl.backend.lower`), the remaining constants are materialized and folded at plan
+time, and the rest is contracted pairwise in the order opt_einsum finds. The plan runs
 two-operand einsums only; nothing is searched per call.
 """
 
@@ -16,18 +17,17 @@ import opt_einsum as oe
 import torch
 
 from ..ir import Kind, Network, Term
-from .constants import constant_value
-from .emit import Emitter, einsum_equation
-from .lower import Operand, gram, is_dense, lower, tuple_code
+from .constants import ConstantCache
+from .einsum import MAX_LETTERS, einsum_equation
+from .lower import Operand, PatternUse, gram, lower
+from .ops import OpList, Plan
 
 __all__ = ["Signature", "plan"]
-
-MAX_EINSUM_LEGS = 52
 
 
 @dataclass(frozen=True)
 class Signature:
-    """What a plan depends on besides the network: shapes, dtype, device, sizes."""
+    """What a plan depends on besides the network: shapes, dtypes, device, sizes."""
 
     shapes: tuple[tuple[int, ...], ...]
     dtypes: tuple[torch.dtype, ...]
@@ -36,26 +36,72 @@ class Signature:
     sizes: tuple[tuple[str, int], ...]  # every label's size
 
 
-class _Arguments:
-    """Arguments cast to the computation's dtype and split per use (emitted once each)."""
+@dataclass
+class _Planner:
+    """The state of planning one network: its op list, sizes, and where its constants live."""
 
-    def __init__(self, emit: Emitter, signature: Signature, sizes: Mapping[str, int], params: Mapping[str, str]):
-        self.emit, self.signature, self.sizes, self.params = emit, signature, sizes, params
-        self.shapes = dict(zip(params, signature.shapes))
-        self.dtypes = dict(zip(params, signature.dtypes))
-        self.done: dict[tuple, str] = {}
+    network: Network
+    signature: Signature
+    lowering: bool
+    constants: ConstantCache
+    ops: OpList
 
-    def __call__(self, tensor) -> str:
+    def __post_init__(self) -> None:
+        self.sizes = dict(self.signature.sizes)
+        self.args = [f"a{i}" for i in range(len(self.network.inputs))]
+        self.params = dict(zip((spec.name for spec in self.network.inputs), self.args))
+        self.shapes = dict(zip(self.params, self.signature.shapes))
+        self.dtypes = dict(zip(self.params, self.signature.dtypes))
+
+    @property
+    def gram_steps(self) -> bool:
+        """Gram steps scale by a float ``alpha``: only for floating and complex dtypes."""
+        dtype = self.signature.dtype
+        return self.lowering and (dtype.is_floating_point or dtype.is_complex)
+
+    def argument(self, tensor) -> str:
+        """An input cast to the computation's dtype and split into the legs of this use."""
+        var = self.params[tensor.name]
+        if self.dtypes[tensor.name] != self.signature.dtype:
+            var = self.ops.add("to", var, dtype=str(self.signature.dtype).removeprefix("torch."))
         split = tuple(self.sizes[leg] for leg in tensor.legs)
-        key = (tensor.name, split)
-        if key not in self.done:
-            code = self.params[tensor.name]
-            if self.dtypes[tensor.name] != self.signature.dtype:
-                code = self.emit.assign(f"{code}.to({self.signature.dtype})", "x")
-            if split != tuple(self.shapes[tensor.name]):
-                code = self.emit.assign(f"{code}.reshape({_tuple(split)})", "x")
-            self.done[key] = code
-        return self.done[key]
+        if split != tuple(self.shapes[tensor.name]):
+            var = self.ops.add("reshape", var, shape=split)
+        return var
+
+    def constant(self, value: torch.Tensor) -> str:
+        return self.ops.constant(value)
+
+    def const_operand(self, tensor, labels: tuple[str, ...]) -> Operand:
+        """A constant occurrence as an operand; its dense value is made only if needed."""
+        network, sizes, signature = self.network, self.sizes, self.signature
+
+        def make() -> torch.Tensor:
+            return self.constants.tensor_value(network, tensor, sizes, signature.dtype, signature.device)
+
+        pattern = slicing = None
+        if tensor.kind is Kind.PATTERN:
+            pattern = PatternUse(network.pattern(tensor.name), *(sizes[leg] for leg in tensor.legs))
+        elif tensor.kind is Kind.SLICE:
+            slicing = (tensor.slice.start, tensor.slice.step)
+        return Operand(labels, make=make, pattern=pattern, slicing=slicing)
+
+
+def plan(
+    network: Network, signature: Signature, lowering: bool = True, constants: ConstantCache | None = None
+) -> Plan:
+    """The op list computing ``network`` for ``signature``."""
+    planner = _Planner(network, signature, lowering, constants or ConstantCache(), OpList())
+    ops, sizes = planner.ops, planner.sizes
+    results = [_term(term, planner) for term in network.terms]
+    result = results[0]
+    for other in results[1:]:
+        result = ops.add("add", result, other)
+    flat = tuple(sizes[leg] for leg in network.output_legs)
+    grouped = tuple(math.prod(sizes[leg] for leg in group) for group in network.output)
+    if grouped != flat:
+        result = ops.add("reshape", result, shape=grouped)
+    return ops.finish(network.name, planner.args, result)
 
 
 class _UnionFind:
@@ -74,53 +120,22 @@ class _UnionFind:
             self.parent[rb] = ra
 
 
-def plan(network: Network, signature: Signature, lowering: bool = True) -> tuple[object, str]:
-    """Emit and compile the function computing ``network`` for ``signature``."""
-    sizes = dict(signature.sizes)
-    emit = Emitter()
-    params = [f"a{i}" for i in range(len(network.inputs))]
-    prepared = _Arguments(emit, signature, sizes, dict(zip((spec.name for spec in network.inputs), params)))
-    legs = network.output_legs
-    results = [_term(term, network, sizes, signature, prepared, emit, lowering) for term in network.terms]
-    result = results[0]
-    for other in results[1:]:
-        result = emit.assign(f"{result} + {other}", "s")
-    flat = tuple(sizes[leg] for leg in legs)
-    grouped = tuple(math.prod(sizes[leg] for leg in group) for group in network.output)
-    if len(results) == 1 and ".expand(" in "\n".join(emit.lines):
-        result = emit.assign(f"{result}.contiguous()", "y")
-    if grouped != flat:
-        result = emit.assign(f"{result}.reshape({_tuple(grouped)})", "y")
-    doc = f"tndsl network {network.name!r} for shapes {list(signature.shapes)}"
-    return emit.compile("tn_" + _identifier(network.name), params, result, doc)
-
-
-def _identifier(name: str) -> str:
-    return name if name.isidentifier() else "network"
-
-
-_tuple = tuple_code
-
-
-def _term(term: Term, network: Network, sizes, signature, prepared, emit: Emitter, lowering: bool) -> str:
-    """Code for one product term, shaped as the (ungrouped) output."""
+def _term(term: Term, planner: _Planner) -> str:
+    """The variable holding one product term, shaped as the (ungrouped) output."""
+    sizes, ops = planner.sizes, planner.ops
     merge = _UnionFind()
     for tensor in term.tensors:
         if tensor.kind is Kind.DELTA:
             for leg in tensor.legs[1:]:
                 merge.union(tensor.legs[0], leg)
-    output = tuple(merge.find(leg) for leg in network.output_legs)
+    output = tuple(merge.find(leg) for leg in planner.network.output_legs)
     operands: list[Operand] = []
     for tensor in term.tensors:
         labels = tuple(merge.find(leg) for leg in tensor.legs)
         if tensor.kind is Kind.INPUT:
-            operands.append(Operand(labels, code=prepared(tensor)))
+            operands.append(Operand(labels, var=planner.argument(tensor)))
         elif tensor.kind is not Kind.DELTA:
-            value = _constant(network, tensor, sizes, signature)
-            shape = tuple(sizes[leg] for leg in tensor.legs)
-            pattern = (network.pattern(tensor.name), *shape) if tensor.kind is Kind.PATTERN else None
-            slicing = (tensor.slice.start, tensor.slice.step) if tensor.kind is Kind.SLICE else None
-            operands.append(Operand(labels, value=value, pattern=pattern, slicing=slicing))
+            operands.append(planner.const_operand(tensor, labels))
     present = {label for op in operands for label in op.labels}
     coeff = term.coeff.evaluate(sizes)
     # labels only deltas touched: summed ones scale the term, open ones broadcast
@@ -128,37 +143,27 @@ def _term(term: Term, network: Network, sizes, signature, prepared, emit: Emitte
     coeff *= math.prod(sizes[label] for label in loose)
     keep = tuple(dict.fromkeys(label for label in output if label in present))
     if not operands:
-        code = emit.constant(torch.ones((), dtype=signature.dtype, device=signature.device))
+        var = planner.constant(planner.constants.ones(planner.signature.dtype, planner.signature.device))
     else:
-        scalar = torch.empty((), dtype=signature.dtype, device=signature.device) if lowering else None
-        code, coeff = _contract(operands, keep, sizes, emit, scalar, coeff)
+        var, coeff = _contract(operands, keep, planner, coeff)
     if coeff != 1.0:
-        code = emit.assign(f"{code} * {coeff!r}")
-    return _shape_output(code, keep, output, sizes, emit)
+        var = ops.add("scale", var, factor=coeff)
+    return _shape_output(var, keep, output, sizes, ops)
 
 
-def _contract(
-    operands: list[Operand],
-    keep: tuple[str, ...],
-    sizes: Mapping[str, int],
-    emit: Emitter,
-    lowering: torch.Tensor | None,
-    coeff: float,
-) -> tuple[str, float]:
+def _contract(operands: list[Operand], keep: tuple[str, ...], planner: _Planner, coeff: float) -> tuple[str, float]:
     """Contract operands down to labels ``keep`` (in that order).
 
-    ``lowering`` is a 0-d tensor of the computation's dtype and device when Π lowerings
-    and Gram steps are enabled, None for the plain einsum path.
-    Returns the code name and what is left of ``coeff`` (a final Gram step absorbs it).
+    Returns the variable and what is left of ``coeff`` (a final Gram step absorbs it).
     """
-    spare = lowering is not None
-    operands = [_reduce(op, operands, keep, emit, sizes, spare) for op in operands]
-    if lowering is not None:
-        operands = lower(operands, keep, sizes, emit, lowering.dtype)
-        operands = [_reduce(op, operands, keep, emit, sizes) for op in operands]
+    sizes, ops = planner.sizes, planner.ops
+    operands = [_reduce(op, operands, keep, ops, sizes, planner.lowering) for op in operands]
+    if planner.lowering:
+        operands = lower(operands, keep, sizes, ops, planner.signature.dtype)
+        operands = [_reduce(op, operands, keep, ops, sizes) for op in operands]
+    zero = planner.constant(planner.constants.zero(planner.signature.dtype, planner.signature.device))
     if len(operands) > 1:
-        path = _path(operands, keep, sizes)
-        for i, j in path:
+        for i, j in _path(operands, keep, sizes):
             a, b = operands[i], operands[j]
             rest = [op for n, op in enumerate(operands) if n not in (i, j)]
             needed = set(keep).union(*(op.labels for op in rest))
@@ -166,21 +171,21 @@ def _contract(
             if not rest:
                 labels = keep
             step = None
-            if lowering is not None:
-                step = gram(a, b, labels, sizes, emit, lowering, coeff if not rest else 1.0)
+            if planner.gram_steps:
+                step = gram(a, b, labels, sizes, ops, zero, coeff if not rest else 1.0)
                 if step is not None and not rest:
                     coeff = 1.0
-            operands = rest + [step or _pair(a, b, labels, emit)]
+            operands = rest + [step or _pair(a, b, labels, ops)]
     (last,) = operands
     if last.labels != keep:
-        last = _single(last, keep, emit)
+        last = _single(last, keep, ops)
     if last.constant:
-        return emit.constant(last.value), coeff
-    return last.code, coeff
+        return ops.constant(last.value), coeff
+    return last.var, coeff
 
 
 def _reduce(
-    op: Operand, operands: list[Operand], keep: tuple[str, ...], emit: Emitter, sizes: Mapping[str, int], spare: bool = False
+    op: Operand, operands: list[Operand], keep: tuple[str, ...], ops: OpList, sizes: Mapping[str, int], spare: bool = False
 ) -> Operand:
     """Sum out legs only this operand has, and take diagonals of repeated legs.
 
@@ -188,124 +193,108 @@ def _reduce(
     is a reshape, and summing that view is cheaper than folding Π into a matrix), and so
     are size-1 legs of runtime tensors (a lowering absorbs them into a reshape).
     """
-    if spare and op.pattern is not None and is_dense(op.pattern) and any(
-        o.code is not None and o.labels.count(op.labels[0]) == 1 for o in operands
+    if spare and op.pattern is not None and op.pattern.dense and any(
+        o.var is not None and o.labels.count(op.labels[0]) == 1 for o in operands
     ):
         return op
     others = set(keep).union(*(o.labels for o in operands if o is not op))
-    if spare and op.code is not None:
+    if spare and op.var is not None:
         others |= {label for label in op.labels if sizes[label] == 1 and op.labels.count(label) == 1}
     labels = tuple(dict.fromkeys(l for l in op.labels if l in others))
     if labels == op.labels:
         return op
-    return _single(op, labels, emit, sizes)
+    return _single(op, labels, ops, sizes)
 
 
-def _single(op: Operand, labels: tuple[str, ...], emit: Emitter, sizes: Mapping[str, int] | None = None) -> Operand:
+def _single(op: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[str, int] | None = None) -> Operand:
     """One operand to ``labels``: a permute, a sum then permute, or an einsum for diagonals.
 
     Size-1 legs are squeezed (a view); a window view is summed one axis at a time, last
     first, which reads it in place instead of materializing it.
     """
     if op.constant:
-        return Operand(labels, value=torch.einsum(einsum_equation([op.labels], labels), op.value))
-    code = op.code
+        return Operand.of(labels, torch.einsum(einsum_equation([op.labels], labels), op.value))
+    var = op.var
     current = op.labels
-    if len(set(current)) == len(current):
-        summed = [n for n, label in enumerate(current) if label not in labels]
-        ones = [n for n in summed if sizes is not None and sizes[current[n]] == 1]
-        if ones:
-            code = emit.assign(f"{code}.squeeze({_tuple(ones)})")
-        summed = [n - sum(1 for m in ones if m < n) for n in summed if n not in ones]
-        current = tuple(label for label in current if label in labels or sizes is None or sizes[label] != 1)
-        if summed and op.window:
-            for axis in sorted(summed, reverse=True):
-                code = emit.assign(f"{code}.sum({axis})")
-        elif summed:
-            code = emit.assign(f"{code}.sum({_tuple(summed)})")
-        current = tuple(label for label in current if label in labels)
-        if current != labels:
-            code = emit.assign(f"{code}.permute({_tuple(current.index(label) for label in labels)})")
-        return Operand(labels, code=code)
-    return Operand(labels, code=emit.assign(f"torch.einsum({einsum_equation([current], labels)!r}, {code})"))
+    if len(set(current)) != len(current):
+        return Operand(labels, var=ops.add("einsum", var, equation=einsum_equation([current], labels)))
+    summed = [n for n, label in enumerate(current) if label not in labels]
+    ones = [n for n in summed if sizes is not None and sizes[current[n]] == 1]
+    if ones:
+        var = ops.add("squeeze", var, dims=tuple(ones))
+    summed = [n - sum(1 for m in ones if m < n) for n in summed if n not in ones]
+    current = tuple(label for label in current if label in labels or sizes is None or sizes[label] != 1)
+    if summed and op.window:
+        for axis in sorted(summed, reverse=True):
+            var = ops.add("sum", var, dims=(axis,))
+    elif summed:
+        var = ops.add("sum", var, dims=tuple(summed))
+    current = tuple(label for label in current if label in labels)
+    if current != labels:
+        var = ops.add("permute", var, dims=tuple(current.index(label) for label in labels))
+    return Operand(labels, var=var)
 
 
-def _pair(a: Operand, b: Operand, labels: tuple[str, ...], emit: Emitter) -> Operand:
-    if len(set(a.labels + b.labels)) > MAX_EINSUM_LEGS:
-        return _broadcast_pair(a, b, labels, emit)
+def _pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList) -> Operand:
+    if len(set(a.labels + b.labels)) > MAX_LETTERS:
+        return _broadcast_pair(a, b, labels, ops)
     equation = einsum_equation([a.labels, b.labels], labels)
     if a.constant and b.constant:
-        return Operand(labels, value=torch.einsum(equation, a.value, b.value))
-    x = emit.constant(a.value) if a.constant else a.code
-    y = emit.constant(b.value) if b.constant else b.code
-    return Operand(labels, code=emit.assign(f"torch.einsum({equation!r}, {x}, {y})"))
+        return Operand.of(labels, torch.einsum(equation, a.value, b.value))
+    x = ops.constant(a.value) if a.constant else a.var
+    y = ops.constant(b.value) if b.constant else b.var
+    return Operand(labels, var=ops.add("einsum", x, y, equation=equation))
 
 
-def _broadcast_pair(a: Operand, b: Operand, labels: tuple[str, ...], emit: Emitter) -> Operand:
+def _broadcast_pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList) -> Operand:
     """A contraction step with more legs than einsum has letters: align, multiply, sum."""
     union = tuple(dict.fromkeys(a.labels + b.labels))
     if len(set(a.labels)) != len(a.labels) or len(set(b.labels)) != len(b.labels):
-        raise ValueError("a diagonal in a contraction step with more than 52 legs")
-    aligned = [_align(op, union, emit) for op in (a, b)]
-    code = emit.assign(f"{aligned[0]} * {aligned[1]}")
-    summed = [n for n, label in enumerate(union) if label not in labels]
+        raise ValueError(f"a diagonal in a contraction step with more than {MAX_LETTERS} legs")
+    aligned = [_align(op, union, ops) for op in (a, b)]
+    var = ops.add("mul", *aligned)
+    summed = tuple(n for n, label in enumerate(union) if label not in labels)
     if summed:
-        code = emit.assign(f"{code}.sum({_tuple(summed)})")
+        var = ops.add("sum", var, dims=summed)
     rest = tuple(label for label in union if label in labels)
-    result = Operand(rest, code=code)
-    return result if rest == labels else _single(result, labels, emit)
+    result = Operand(rest, var=var)
+    return result if rest == labels else _single(result, labels, ops)
 
 
-def _align(op: Operand, union: tuple[str, ...], emit: Emitter) -> str:
-    code = emit.constant(op.value) if op.constant else op.code
+def _align(op: Operand, union: tuple[str, ...], ops: OpList) -> str:
+    var = ops.constant(op.value) if op.constant else op.var
     present = [label for label in union if label in op.labels]
     if tuple(present) != op.labels:
-        code = emit.assign(f"{code}.permute({_tuple(op.labels.index(label) for label in present)})")
-    index = ", ".join(":" if label in op.labels else "None" for label in union)
-    return emit.assign(f"{code}[{index}]")
+        var = ops.add("permute", var, dims=tuple(op.labels.index(label) for label in present))
+    return ops.add("index", var, index=tuple(() if label in op.labels else None for label in union))
 
 
 def _path(operands: list[Operand], keep: tuple[str, ...], sizes: Mapping[str, int]) -> list[tuple[int, int]]:
-    symbols: dict[str, str] = {}
-    for label in [l for op in operands for l in op.labels] + list(keep):
-        symbols.setdefault(label, oe.get_symbol(len(symbols)))
-    equation = ",".join("".join(symbols[l] for l in op.labels) for op in operands) + "->" + "".join(symbols[l] for l in keep)
+    equation = einsum_equation([op.labels for op in operands], keep, symbol=oe.get_symbol)
     shapes = [tuple(sizes[l] for l in op.labels) for op in operands]
     strategy = "optimal" if len(operands) <= 6 else ("dp" if len(operands) <= 16 else "greedy")
     path, _ = oe.contract_path(equation, *shapes, shapes=True, optimize=strategy)
     return [tuple(sorted(step)) for step in path]
 
 
-def _shape_output(code: str, have: tuple[str, ...], output: tuple[str, ...], sizes, emit: Emitter) -> str:
+def _shape_output(var: str, have: tuple[str, ...], output: tuple[str, ...], sizes, ops: OpList) -> str:
     """Broadcast missing output legs and embed repeated ones as diagonals."""
     unique = tuple(dict.fromkeys(output))
     if have != unique:
-        index = ", ".join(":" if label in have else "None" for label in unique)
-        code = emit.assign(f"{code}[{index}]" if have else f"{code}.reshape({_tuple([1] * len(unique))})")
-        code = emit.assign(f"{code}.expand({_tuple(sizes[label] for label in unique)})")
+        if have:
+            var = ops.add("index", var, index=tuple(() if label in have else None for label in unique))
+        else:
+            var = ops.add("reshape", var, shape=(1,) * len(unique))
+        var = ops.add("expand", var, shape=tuple(sizes[label] for label in unique))
     if unique != output:
         # a leg repeated in the output: write into the generalized diagonal of a zero tensor
-        full = emit.assign(f"{code}.new_zeros({_tuple(sizes[label] for label in output)})", "z")
         strides = [0] * len(unique)
         stride = 1
         for position in reversed(range(len(output))):
             strides[unique.index(output[position])] += stride
             stride *= sizes[output[position]]
-        emit.lines.append(
-            f"{full}.as_strided({_tuple(sizes[label] for label in unique)}, {_tuple(strides)}).copy_({code})"
+        var = ops.add(
+            "embed_diagonal", var, shape=tuple(sizes[label] for label in output),
+            view=tuple(sizes[label] for label in unique), strides=tuple(strides),
         )
-        code = full
-    return code
-
-
-_CONSTANTS: dict[tuple, torch.Tensor] = {}
-
-
-def _constant(network: Network, tensor, sizes, signature: Signature) -> torch.Tensor:
-    """A constant tensor's dense value, cached across plans (Π by its parameters)."""
-    shape = tuple(sizes[leg] for leg in tensor.legs)
-    what = network.pattern(tensor.name) if tensor.kind.uses_pattern else tensor.slice
-    key = (tensor.kind, what, shape, signature.dtype, signature.device)
-    if key not in _CONSTANTS:
-        _CONSTANTS[key] = constant_value(network, tensor, sizes, signature.dtype, signature.device)
-    return _CONSTANTS[key]
+    return var

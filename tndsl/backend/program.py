@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -13,9 +14,16 @@ from ..frontend import ast
 from ..frontend.builder import build
 from ..frontend.parser import parse
 from ..ir import Network, TnCallError, TnError, solve
+from .constants import ConstantCache
+from .emit import compile_plan, function_name
+from .ops import Plan
 from .plan import Signature, plan
 
 __all__ = ["Program", "Function", "compile", "load"]
+
+
+#: How many call signatures one function keeps planned (least recently planned out first).
+MAX_PLANS = 64
 
 
 def _lowering_default() -> bool:
@@ -42,7 +50,8 @@ class Function:
     def __init__(self, network: Network, lowering: bool | None = None):
         self.network = _with_keyword_sizes(network)
         self.lowering = _lowering_default() if lowering is None else lowering
-        self._cache: dict[tuple, tuple[Any, str]] = {}
+        self._constants = ConstantCache()  # plan-time constants (folded Π), freed with the function
+        self._cache: OrderedDict[tuple, tuple[Any, str]] = OrderedDict()  # signature -> (code, source)
         self._fast: dict[tuple, Any] = {}  # call signature -> (function, argument order)
         self.keywords = tuple(dict.fromkeys(v for _, v in self.network.sizes if isinstance(v, str)))
 
@@ -76,7 +85,12 @@ class Function:
         signature = (tuple((t.shape, t.dtype, t.device) for t in tensors), tuple(keywords.items()))
         entry = self._cache.get(signature)
         if entry is None:
-            entry = self._cache[signature] = self._plan(tensors, keywords)
+            entry = self._cache[signature] = self._compile(tensors, keywords)
+            if len(self._cache) > MAX_PLANS:  # least recently planned out; its fast keys too
+                old, _ = self._cache.popitem(last=False)
+                self._fast = {k: v for k, v in self._fast.items() if v[0] is not self._cache.get(old, (None,))[0]}
+        else:
+            self._cache.move_to_end(signature)
         if key is not None:
             positions = {n: i for i, n in enumerate(self.inputs[: len(args)])}
             order = [positions.get(n, n) for n in self.inputs]
@@ -86,7 +100,12 @@ class Function:
     def source(self, *args: Any, **kwargs: Any) -> str:
         """The generated Python source for these arguments' shapes, dtypes and device."""
         tensors, keywords = self._bind(args, kwargs)
-        return self._plan(tensors, keywords)[1]
+        return self._compile(tensors, keywords)[1]
+
+    def plan(self, *args: Any, **kwargs: Any) -> Plan:
+        """The op list this function runs for these arguments (``print`` it to read it)."""
+        tensors, keywords = self._bind(args, kwargs)
+        return self._plan(tensors, keywords)
 
     # -- internals ----------------------------------------------------------------------
     def _error(self, message: str) -> TnCallError:
@@ -132,7 +151,11 @@ class Function:
             raise self._error(f"arguments are on different devices: {', '.join(sorted(map(str, devices)))}")
         return tensors, keywords
 
-    def _plan(self, tensors: list[torch.Tensor], keywords: dict[str, int]):
+    def _compile(self, tensors: list[torch.Tensor], keywords: dict[str, int]) -> tuple[Any, str]:
+        shapes = [list(t.shape) for t in tensors]
+        return compile_plan(self._plan(tensors, keywords), function_name(self.name), f"tndsl network {self.name!r} for shapes {shapes}")
+
+    def _plan(self, tensors: list[torch.Tensor], keywords: dict[str, int]) -> Plan:
         values, unknown = solve(self.network, [tuple(t.shape) for t in tensors], keywords)
         if unknown:  # not reached: the static check in _with_keyword_sizes covers every label
             raise self._error(f"cannot infer the size of leg(s) {', '.join(unknown)}")
@@ -149,7 +172,7 @@ class Function:
             dtype,
             tuple(sorted(values.items())),
         )
-        return plan(self.network, signature, self.lowering)
+        return plan(self.network, signature, self.lowering, self._constants)
 
 
 class Program:
