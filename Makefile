@@ -26,6 +26,7 @@ demo: venv
 	$(PY) -m tndsl check $(GALLERY)
 
 test: venv
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n 2 --durations=10
 
 bench: venv

@@ -219,6 +219,37 @@ def _pick(candidates: list[Operand]) -> list[Operand]:
     return chosen
 
 
+class _Match(NamedTuple):
+    """Two runtime operands, the Π between them, and the roles of their other legs."""
+
+    a: Operand
+    b: Operand
+    pats: list[Operand]
+    a_roles: Roles
+    b_roles: Roles
+    geometry: Geometry
+
+    @property
+    def group(self) -> list[Operand]:
+        return [self.a, self.b, *self.pats]
+
+    def legs(self, position: int) -> list[str]:
+        """Π's in- (0), out- (1) or kernel (2) legs, one per spatial dimension."""
+        return [p.labels[position] for p in self.pats]
+
+
+def _matches(ctx: _Context, roles: tuple[str | None, str | None, str | None]):
+    """Every :class:`_Match` of two runtime operands with Π legs placed as ``roles`` says
+    (see :func:`_pattern_pairs`) whose other legs all have a role."""
+    for a, b, pats in _pattern_pairs(ctx, roles):
+        group = [a, b, *pats]
+        on_a = [p.labels[n] for p in pats for n, role in enumerate(roles) if role == "a"]
+        on_b = [p.labels[n] for p in pats for n, role in enumerate(roles) if role == "b"]
+        a_roles, b_roles = _roles(ctx, a, b, on_a, group), _roles(ctx, b, a, on_b, group)
+        if a_roles is not None and b_roles is not None:
+            yield _Match(a, b, pats, a_roles, b_roles, Geometry.of(pats))
+
+
 def _pattern_pairs(ctx: _Context, roles: tuple[str | None, str | None, str | None]):
     """Pairs ``(a, b)`` of runtime operands with the Π (up to three) whose legs sit as ``roles`` says.
 
@@ -281,72 +312,48 @@ def _pad_input(ctx: _Context, var: str, geometry: Geometry) -> tuple[str, tuple[
 
 def _conv(ctx: _Context) -> list[Operand] | None:
     """``X[b, g, c, i…]·Π[i, o, k]…·W[g, d, c, k…]`` → ``F.convNd`` with groups ``g``."""
-    for x, w, pats in _pattern_pairs(ctx, ("a", None, "b")):
-        group = [x, w, *pats]
-        spatial = [p.labels[0] for p in pats]
-        kernel = [p.labels[2] for p in pats]
-        xs = _roles(ctx, x, w, spatial, group)
-        ws = _roles(ctx, w, x, kernel, group)
-        if xs is None or ws is None:
-            continue
-        geometry = Geometry.of(pats)
-        xr = ctx.arrange(x, [xs.own, xs.shared + xs.summed + xs.ones] + [[s] for s in spatial])
-        xr, padding = _pad_input(ctx, xr, geometry)
-        wr = ctx.arrange(w, [xs.shared + ws.own + ws.ones, xs.summed] + [[k] for k in kernel])
+    for m in _matches(ctx, ("a", None, "b")):
+        xs, ws, g = m.a_roles, m.b_roles, m.geometry
+        batch, groups, channels = xs.own, xs.shared, xs.summed
+        xr = ctx.arrange(m.a, [batch, groups + channels + xs.ones] + [[s] for s in m.legs(0)])
+        xr, padding = _pad_input(ctx, xr, g)
+        wr = ctx.arrange(m.b, [groups + ws.own + ws.ones, channels] + [[k] for k in m.legs(2)])
         y = ctx.ops.add(
-            "conv", xr, wr, dims=len(pats), stride=geometry.strides, padding=padding,
-            dilation=geometry.dilations, groups=ctx.size(xs.shared),
+            "conv", xr, wr, dims=len(m.pats), stride=g.strides, padding=padding, dilation=g.dilations,
+            groups=ctx.size(groups),
         )
-        labels = tuple(xs.own + xs.shared + ws.own + [p.labels[1] for p in pats])
-        y = ctx.unflatten(y, [xs.own, xs.shared + ws.own] + [[p.labels[1]] for p in pats])
-        return ctx.replace(group, Operand(labels, var=y))
+        return _result(ctx, m, y, [batch, groups + ws.own], m.legs(1))
     return None
 
 
 def _conv_weight(ctx: _Context) -> list[Operand] | None:
     """``X[n, g, c, i…]·Π[i, o, k]…·V[n, g, d, o…]`` → ``conv*_weight`` (kernel legs kept)."""
-    for x, v, pats in _pattern_pairs(ctx, ("a", "b", None)):
-        group = [x, v, *pats]
-        spatial = [p.labels[0] for p in pats]
-        outs = [p.labels[1] for p in pats]
-        xs = _roles(ctx, x, v, spatial, group)
-        vs = _roles(ctx, v, x, outs, group)
-        if xs is None or vs is None:
-            continue
-        geometry = Geometry.of(pats)
+    for m in _matches(ctx, ("a", "b", None)):
+        xs, vs, g = m.a_roles, m.b_roles, m.geometry
         batch, groups, channels = xs.summed, xs.shared, xs.own
-        xr = ctx.arrange(x, [batch, groups + channels + xs.ones] + [[s] for s in spatial])
-        xr, padding = _pad_input(ctx, xr, geometry)
-        vr = ctx.arrange(v, [batch, groups + vs.own + vs.ones] + [[o] for o in outs])
-        weight = (ctx.size(groups + vs.own), ctx.size(channels), *geometry.kernels)
+        xr = ctx.arrange(m.a, [batch, groups + channels + xs.ones] + [[s] for s in m.legs(0)])
+        xr, padding = _pad_input(ctx, xr, g)
+        vr = ctx.arrange(m.b, [batch, groups + vs.own + vs.ones] + [[o] for o in m.legs(1)])
+        weight = (ctx.size(groups + vs.own), ctx.size(channels), *g.kernels)
         y = ctx.ops.add(
-            "conv_weight", xr, vr, dims=len(pats), weight=weight, stride=geometry.strides, padding=padding,
-            dilation=geometry.dilations, groups=ctx.size(groups),
+            "conv_weight", xr, vr, dims=len(m.pats), weight=weight, stride=g.strides, padding=padding,
+            dilation=g.dilations, groups=ctx.size(groups),
         )
-        labels = tuple(groups + vs.own + channels + [p.labels[2] for p in pats])
-        y = ctx.unflatten(y, [groups + vs.own, channels] + [[p.labels[2]] for p in pats])
-        return ctx.replace(group, Operand(labels, var=y))
+        return _result(ctx, m, y, [groups + vs.own, channels], m.legs(2))
     return None
 
 
 def _conv_transpose(ctx: _Context) -> list[Operand] | None:
     """``V[b, g, d, o…]·Π[i, o, k]…·W[g, d, c, k…]`` → ``F.conv_transposeNd`` (in-legs kept)."""
-    for v, w, pats in _pattern_pairs(ctx, (None, "a", "b")):
-        group = [v, w, *pats]
-        outs = [p.labels[1] for p in pats]
-        kernel = [p.labels[2] for p in pats]
-        vs = _roles(ctx, v, w, outs, group)
-        ws = _roles(ctx, w, v, kernel, group)
-        if vs is None or ws is None:
-            continue
-        g = Geometry.of(pats)
-        channels, groups, batch = vs.summed, vs.shared, vs.own
-        vr = ctx.arrange(v, [batch, groups + channels + vs.ones] + [[o] for o in outs])
-        wr = ctx.arrange(w, [groups + channels, ws.own + ws.ones] + [[k] for k in kernel])
+    for m in _matches(ctx, (None, "a", "b")):
+        vs, ws, g = m.a_roles, m.b_roles, m.geometry
+        batch, groups, channels = vs.own, vs.shared, vs.summed
+        vr = ctx.arrange(m.a, [batch, groups + channels + vs.ones] + [[o] for o in m.legs(1)])
+        wr = ctx.arrange(m.b, [groups + channels, ws.own + ws.ones] + [[k] for k in m.legs(2)])
         full = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(g.outs, g.strides, g.dilations, g.kernels)]
         extra = tuple(i - (f - left - right) for i, f, (left, right) in zip(g.ins, full, g.pads))
         direct = g.symmetric and all(0 <= e < max(s, d) for e, s, d in zip(extra, g.strides, g.dilations))
-        n = len(pats)
+        n = len(m.pats)
         y = ctx.ops.add(
             "conv_transpose", vr, wr, dims=n, stride=g.strides,
             padding=tuple(left for left, _ in g.pads) if direct else (0,) * n,
@@ -357,10 +364,15 @@ def _conv_transpose(ctx: _Context) -> list[Operand] | None:
             grow = [(0, max(0, left + i - f)) for (left, _), i, f in zip(g.pads, g.ins, full)]
             y = ctx.pad(y, grow)
             y = ctx.ops.add("index", y, index=((), ()) + tuple((left, left + i, 1) for (left, _), i in zip(g.pads, g.ins)))
-        labels = tuple(batch + groups + ws.own + [p.labels[0] for p in pats])
-        y = ctx.unflatten(y, [batch, groups + ws.own] + [[p.labels[0]] for p in pats])
-        return ctx.replace(group, Operand(labels, var=y))
+        return _result(ctx, m, y, [batch, groups + ws.own], m.legs(0))
     return None
+
+
+def _result(ctx: _Context, m: _Match, var: str, groups: list[list[str]], spatial: list[str]) -> list[Operand]:
+    """Replace the match by the op's result, ``[*groups, *spatial]`` split into its legs."""
+    var = ctx.unflatten(var, groups + [[s] for s in spatial])
+    labels = tuple(label for group in groups for label in group) + tuple(spatial)
+    return ctx.replace(m.group, Operand(labels, var=var))
 
 
 def _window_view(ctx: _Context) -> list[Operand] | None:

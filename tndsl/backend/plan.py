@@ -21,19 +21,9 @@ from .constants import ConstantCache
 from .einsum import MAX_LETTERS, einsum_equation
 from .lower import Operand, PatternUse, gram, lower
 from .ops import OpList, Plan
+from .signature import Signature
 
 __all__ = ["Signature", "plan"]
-
-
-@dataclass(frozen=True)
-class Signature:
-    """What a plan depends on besides the network: shapes, dtypes, device, sizes."""
-
-    shapes: tuple[tuple[int, ...], ...]
-    dtypes: tuple[torch.dtype, ...]
-    device: torch.device
-    dtype: torch.dtype  # the promoted dtype of the computation
-    sizes: tuple[tuple[str, int], ...]  # every label's size
 
 
 @dataclass

@@ -17,7 +17,8 @@ from ..ir import Network, TnCallError, TnError, solve
 from .constants import ConstantCache
 from .emit import compile_plan, function_name
 from .ops import Plan
-from .plan import Signature, plan
+from .plan import plan
+from .signature import Signature
 
 __all__ = ["Program", "Function", "compile", "load"]
 
@@ -159,19 +160,7 @@ class Function:
         values, unknown = solve(self.network, [tuple(t.shape) for t in tensors], keywords)
         if unknown:  # not reached: the static check in _with_keyword_sizes covers every label
             raise self._error(f"cannot infer the size of leg(s) {', '.join(unknown)}")
-        dtype = torch.get_default_dtype()
-        if tensors:
-            dtype = tensors[0].dtype
-            for t in tensors[1:]:
-                dtype = torch.promote_types(dtype, t.dtype)
-        device = tensors[0].device if tensors else torch.device("cpu")
-        signature = Signature(
-            tuple(tuple(t.shape) for t in tensors),
-            tuple(t.dtype for t in tensors),
-            device,
-            dtype,
-            tuple(sorted(values.items())),
-        )
+        signature = Signature.of(tensors, values)
         return plan(self.network, signature, self.lowering, self._constants)
 
 

@@ -11,6 +11,7 @@ from typing import Union
 from ..ir import Span
 
 __all__ = [
+    "Node",
     "Label",
     "Axis",
     "InputDecl",
@@ -30,112 +31,110 @@ __all__ = [
 ]
 
 
-def _span() -> Span | None:
-    return field(default=None, compare=False, repr=False)
+@dataclass(frozen=True)
+class Node:
+    """Base of every AST node: its source span, keyword-only, never part of equality."""
+
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
-class Label:
+class Label(Node):
     name: str
-    span: Span | None = _span()
 
 
 @dataclass(frozen=True)
-class Axis:
+class Axis(Node):
     """One axis of an output or input declaration: a label, or a group ``(a b)``."""
 
     labels: tuple[Label, ...]
     grouped: bool = False
-    span: Span | None = _span()
 
 
 @dataclass(frozen=True)
-class InputDecl:
+class InputDecl(Node):
+    """``input NAME[axes]``: an argument and how its axes split into legs."""
+
     name: str
     axes: tuple[Axis, ...]
-    span: Span | None = _span()
 
 
 @dataclass(frozen=True)
-class SizeDecl:
+class SizeDecl(Node):
+    """``size NAME = INT`` (a fixed size) or ``size NAME`` (a keyword argument)."""
+
     name: str
     value: int | None
-    span: Span | None = _span()
 
 
 @dataclass(frozen=True)
-class Param:
+class Param(Node):
+    """One pattern parameter ``NAME=VALUE``."""
+
     name: str
     value: int | tuple[int, int] | str
-    span: Span | None = _span()
 
 
 @dataclass(frozen=True)
-class PatternDecl:
+class PatternDecl(Node):
+    """``pattern NAME = KIND(params)``: an index pattern Π."""
+
     name: str
     kind: str
     params: tuple[Param, ...]
-    span: Span | None = _span()
 
 
 @dataclass(frozen=True)
-class Factor:
+class Factor(Node):
     """A use of a tensor with labels: ``X[n, c, i]``."""
 
     name: str
     labels: tuple[Label, ...]
-    span: Span | None = _span()
 
 
 @dataclass(frozen=True)
-class Call:
+class Call(Node):
     """A derived form ``grad(Y, W)``, optionally with labels ``vjp(Y, W, V)[a, b]``."""
 
     func: str
     args: tuple[Label, ...]
     labels: tuple[Label, ...] | None
-    span: Span | None = _span()
 
 
 @dataclass(frozen=True)
-class Number:
+class Number(Node):
     value: int | float
-    span: Span | None = _span()
 
 
 @dataclass(frozen=True)
-class SizeRef:
+class SizeRef(Node):
     """``|n|``: the size of leg ``n``."""
 
     label: Label
-    span: Span | None = _span()
 
 
 @dataclass(frozen=True)
-class BinOp:
+class BinOp(Node):
     op: str  # one of + - * /
     left: "Expr"
     right: "Expr"
-    span: Span | None = _span()
 
 
 @dataclass(frozen=True)
-class Neg:
+class Neg(Node):
     operand: "Expr"
-    span: Span | None = _span()
 
 
 Expr = Union[Factor, Call, Number, SizeRef, BinOp, Neg]
 
 
 @dataclass(frozen=True)
-class Definition:
+class Definition(Node):
     """``NAME[output] = expr``; ``output`` is None for ``G = vjp(Y, W, V)``."""
 
     name: str
     output: tuple[Axis, ...] | None
     expr: Expr
-    span: Span | None = _span()
 
 
 Statement = Union[InputDecl, SizeDecl, PatternDecl, Definition]

@@ -26,7 +26,7 @@ from ..ir import (
     inline,
 )
 from . import ast
-from .declarations import DELTA, Declarations
+from .declarations import DELTA, Declarations, check_unique
 from .derived import build_derived
 
 __all__ = ["build", "Declarations", "Builder"]
@@ -95,16 +95,8 @@ def _declarations(program: ast.Program) -> Declarations:
 
 
 def _input_spec(decl: ast.InputDecl) -> InputSpec:
-    _check_unique([label for axis in decl.axes for label in axis.labels], f"the declaration of {decl.name}")
+    check_unique([label for axis in decl.axes for label in axis.labels], f"the declaration of {decl.name}")
     return InputSpec(decl.name, tuple(tuple(label.name for label in axis.labels) for axis in decl.axes), decl.span)
-
-
-def _check_unique(labels: list[ast.Label], where: str) -> None:
-    seen: set[str] = set()
-    for label in labels:
-        if label.name in seen:
-            raise TnDefinitionError(f"label '{label.name}' appears twice in {where}", label.span)
-        seen.add(label.name)
 
 
 def _pattern_spec(decl: ast.PatternDecl) -> PatternSpec:
@@ -160,7 +152,7 @@ class Builder:
     def definition(self, definition: ast.Definition) -> Network:
         assert definition.output is not None
         output_labels = [label for axis in definition.output for label in axis.labels]
-        _check_unique(output_labels, f"the output of {definition.name}")
+        check_unique(output_labels, f"the output of {definition.name}")
         spans: dict[str, Span | None] = {label.name: label.span for label in output_labels}
         sizes: dict[str, int | str] = {}
         terms = self.expand(definition.expr, spans, sizes)

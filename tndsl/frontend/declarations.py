@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..ir import InputSpec, PatternSpec, Span
+from typing import Sequence
+
+from ..ir import DuplicateLabel, InputSpec, PatternSpec, Span
 from . import ast
 
-__all__ = ["Declarations", "DELTA"]
+__all__ = ["Declarations", "DELTA", "check_unique"]
 
 DELTA = "delta"
 
@@ -52,3 +54,12 @@ class Declarations:
         self.inputs = dict(items)
         self.vmapped[candidate] = x
         return candidate
+
+
+def check_unique(labels: Sequence[ast.Label], where: str) -> None:
+    """Raise :class:`DuplicateLabel` at the second of two equal labels."""
+    seen: set[str] = set()
+    for label in labels:
+        if label.name in seen:
+            raise DuplicateLabel(label.name, where, label.span)
+        seen.add(label.name)

@@ -22,10 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from ..ir import FreshNames, InputSpec, Kind, Network, Span, TnArityError, TnNameError, UnknownName, check_inferable
+from ..ir import AbsentInput, FreshNames, InputSpec, Kind, Network, Span, TnArityError, TnNameError, UnknownName, check_inferable
 from ..transforms.rewrite import grad, jvp, rename_output, vjp, vmap
 from . import ast
-from .declarations import Declarations
+from .declarations import Declarations, check_unique
 
 __all__ = ["DerivedForm", "DERIVED", "build_derived"]
 
@@ -81,11 +81,7 @@ def _wrt(builder: Builder, y: Network, label: ast.Label, func: str) -> str:
             raise TnNameError(f"{func}() differentiates with respect to inputs; '{name}' is a definition", label.span)
         raise _unknown(builder, label, "input")
     if not y.uses(Kind.INPUT, name):
-        raise TnNameError(
-            f"'{name}' does not occur in '{y.name}': the derivative would be zero",
-            label.span,
-            hint=f"'{y.name}' uses {', '.join(s.name for s in y.inputs) or 'no inputs'}",
-        )
+        raise AbsentInput(name, y.name, [s.name for s in y.inputs], label.span)
     return name
 
 
@@ -151,12 +147,7 @@ def build_derived(builder: Builder, call: ast.Call, name: str, output: tuple[ast
     y = _definition(builder, call.args[0], call.func)
     network = form.build(builder, call, y, name, span)
     if output is not None:
-        labels = [label for axis in output for label in axis.labels]
-        seen: set[str] = set()
-        for label in labels:
-            if label.name in seen:
-                raise TnNameError(f"label '{label.name}' appears twice in the output of {name}", label.span)
-            seen.add(label.name)
+        check_unique([label for axis in output for label in axis.labels], f"the output of {name}")
         groups = tuple(tuple(label.name for label in axis.labels) for axis in output)
         network = rename_output(network, groups, builder.fresh, span)
     # declared sizes of the new legs; inputs in declaration order; then the static check

@@ -132,20 +132,20 @@ class _ToAst(Transformer):
 
     def input_decl(self, meta, children):
         name, *axes = children
-        return ast.InputDecl(str(name), tuple(axes), self._token_span(name))
+        return ast.InputDecl(str(name), tuple(axes), span=self._token_span(name))
 
     def size_decl(self, meta, children):
         name = children[0]
         value = int(children[1]) if len(children) > 1 else None
-        return ast.SizeDecl(str(name), value, self._token_span(name))
+        return ast.SizeDecl(str(name), value, span=self._token_span(name))
 
     def pattern_decl(self, meta, children):
         name, kind, *params = children
-        return ast.PatternDecl(str(name), str(kind), tuple(params), self._token_span(kind))
+        return ast.PatternDecl(str(name), str(kind), tuple(params), span=self._token_span(kind))
 
     def param(self, meta, children):
         name, value = children
-        return ast.Param(str(name), value, self._span(meta))
+        return ast.Param(str(name), value, span=self._span(meta))
 
     def int_value(self, meta, children):
         return int(children[0])
@@ -159,45 +159,45 @@ class _ToAst(Transformer):
     def definition(self, meta, children):
         name, *rest = children
         output = rest[0] if len(rest) == 2 else None
-        return ast.Definition(str(name), output, rest[-1], self._token_span(name))
+        return ast.Definition(str(name), output, rest[-1], span=self._token_span(name))
 
     def output(self, meta, children):
         return tuple(children)
 
     def axis(self, meta, children):
-        return ast.Axis((children[0],), False, children[0].span)
+        return ast.Axis((children[0],), False, span=children[0].span)
 
     def group(self, meta, children):
-        return ast.Axis(tuple(children), True, self._span(meta))
+        return ast.Axis(tuple(children), True, span=self._span(meta))
 
     def label(self, meta, children):
-        return ast.Label(str(children[0]), self._token_span(children[0]))
+        return ast.Label(str(children[0]), span=self._token_span(children[0]))
 
     def labels(self, meta, children):
         return tuple(children)
 
     def factor(self, meta, children):
         name, *labels = children
-        return ast.Factor(str(name), tuple(labels), self._span(meta))
+        return ast.Factor(str(name), tuple(labels), span=self._span(meta))
 
     def call(self, meta, children):
         name, *rest = children
         labels = rest.pop() if rest and isinstance(rest[-1], tuple) else None
-        return ast.Call(str(name), tuple(rest), labels, self._span(meta))
+        return ast.Call(str(name), tuple(rest), labels, span=self._span(meta))
 
     def number(self, meta, children):
         text = str(children[0])
         value: int | float = int(text) if text.isdigit() else float(text)
         if value == float("inf"):
-            raise TnSyntaxError(f"number {text} is too large", self._span(meta))
-        return ast.Number(value, self._span(meta))
+            raise TnSyntaxError(f"number {text} is too large", span=self._span(meta))
+        return ast.Number(value, span=self._span(meta))
 
     def size_ref(self, meta, children):
-        return ast.SizeRef(children[0], self._span(meta))
+        return ast.SizeRef(children[0], span=self._span(meta))
 
     def _binop(op):  # noqa: N805 - builds methods
         def method(self, meta, children):
-            return ast.BinOp(op, children[0], children[1], self._span(meta))
+            return ast.BinOp(op, children[0], children[1], span=self._span(meta))
 
         return method
 
@@ -207,4 +207,4 @@ class _ToAst(Transformer):
     div = _binop("/")
 
     def neg(self, meta, children):
-        return ast.Neg(children[0], self._span(meta))
+        return ast.Neg(children[0], span=self._span(meta))

@@ -3,22 +3,8 @@
 Pure Python: importing it imports neither torch, networkx nor graphviz.
 """
 
-from .errors import (
-    CannotInferSize,
-    Source,
-    Span,
-    TnArityError,
-    TnCallError,
-    TnDefinitionError,
-    TnError,
-    TnNameError,
-    TnNotSupportedError,
-    TnPatternError,
-    TnSizeError,
-    TnSyntaxError,
-    UnknownName,
-    WrongLegCount,
-)
+from . import errors
+from .errors import *  # noqa: F403 - the error family, Source and Span
 from .inline import inline
 from .kinds import Kind, Slice
 from .names import FreshNames
@@ -46,18 +32,5 @@ __all__ = [
     "check_inferable",
     "KNOWN",
     "format_network",
-    "Source",
-    "Span",
-    "TnError",
-    "TnSyntaxError",
-    "TnNameError",
-    "TnArityError",
-    "TnSizeError",
-    "TnDefinitionError",
-    "TnPatternError",
-    "TnCallError",
-    "TnNotSupportedError",
-    "UnknownName",
-    "WrongLegCount",
-    "CannotInferSize",
+    *errors.__all__,
 ]

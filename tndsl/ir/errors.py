@@ -10,22 +10,6 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-__all__ = [
-    "Source",
-    "Span",
-    "TnError",
-    "TnSyntaxError",
-    "TnNameError",
-    "TnArityError",
-    "TnSizeError",
-    "TnDefinitionError",
-    "TnPatternError",
-    "TnCallError",
-    "TnNotSupportedError",
-    "UnknownName",
-    "WrongLegCount",
-    "CannotInferSize",
-]
 
 
 @dataclass(frozen=True)
@@ -139,6 +123,21 @@ class WrongLegCount(TnArityError):
         super().__init__(f"{what} has {len(legs)} legs [{', '.join(legs)}] but {given} labels were given", span, hint)
 
 
+class AbsentInput(TnNameError):
+    """A derivative or vmap with respect to an input the network does not use."""
+
+    def __init__(self, name: str, network: str, inputs: Sequence[str], span: Span | None, derivative: bool = True):
+        zero = "; a derivative with respect to it is always zero" if derivative else ""
+        super().__init__(f"'{name}' does not occur in '{network}'{zero}", span, f"'{network}' uses: {', '.join(inputs) or 'no inputs'}")
+
+
+class DuplicateLabel(TnDefinitionError):
+    """A label written twice where each must be distinct (an output, a declaration)."""
+
+    def __init__(self, label: str, where: str, span: Span | None):
+        super().__init__(f"label '{label}' appears twice in {where}", span)
+
+
 class CannotInferSize(TnSizeError):
     """A leg whose size nothing fixes: no argument, pattern, delta or declaration."""
 
@@ -148,3 +147,6 @@ class CannotInferSize(TnSizeError):
             span,
             f"declare it with 'size {label} = N' (or 'size {label}' to pass it as a keyword argument)",
         )
+
+
+__all__ = ["Source", "Span"] + [name for name, value in list(globals().items()) if isinstance(value, type) and issubclass(value, TnError)]

@@ -1,0 +1,1 @@
+"""Tools built on the compiler: dense reference, ``tndsl check``, rendering, export, derive, CLI."""

@@ -23,6 +23,8 @@ import opt_einsum as oe
 import torch
 
 from ..backend.constants import constant_value
+from ..backend.einsum import einsum_equation
+from ..backend.signature import promote
 from ..ir import Kind, Network, Term, TnCallError, solve
 
 __all__ = ["dense_reference"]
@@ -60,12 +62,7 @@ def dense_reference(
     if unknown:
         raise TnCallError(f"dense reference of '{network.name}': unknown sizes {', '.join(unknown)}", network.span)
     sizes = {label: int(value) for label, value in values.items()}
-    dtype = torch.get_default_dtype()
-    if args:
-        dtype = args[0].dtype
-        for t in args[1:]:
-            dtype = torch.promote_types(dtype, t.dtype)
-    device = args[0].device if args else torch.device("cpu")
+    dtype, device = promote(args)
     by_name = {spec.name: value.to(dtype) for spec, value in zip(network.inputs, args)}
 
     legs = network.output_legs
@@ -92,12 +89,8 @@ def _term(term: Term, network: Network, by_name, sizes, dtype, device, legs) -> 
         labels.append(tensor.legs)
     present = {label for group in labels for label in group}
     keep = tuple(label for label in legs if label in present)
-    symbols: dict[str, str] = {}
-    for label in [label for group in labels for label in group] + list(keep):
-        symbols.setdefault(label, oe.get_symbol(len(symbols)))
-    spell = lambda group: "".join(symbols[label] for label in group)  # noqa: E731
     if operands:
-        equation = ",".join(spell(group) for group in labels) + "->" + spell(keep)
+        equation = einsum_equation(labels, keep, symbol=oe.get_symbol)
         value = oe.contract(equation, *operands, backend="torch")
     else:
         value = torch.ones((), dtype=dtype, device=device)

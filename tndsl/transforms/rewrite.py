@@ -22,9 +22,9 @@ copying their entry in the network's size table, so sizes keep flowing.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
-from ..ir import FreshNames, InputSpec, Kind, Network, SizeTable, Span, Tensor, Term, TnArityError, TnNameError, inline
+from ..ir import AbsentInput, FreshNames, InputSpec, Kind, Network, SizeTable, Span, Tensor, Term, TnArityError, TnNameError, inline
 from .simplify import prune_deltas
 
 __all__ = ["grad", "vjp", "jvp", "vmap", "rename_output", "Fresh"]
@@ -42,15 +42,9 @@ def _default_fresh(*networks: Network, extra: Iterable[str] = ()) -> FreshNames:
     return FreshNames(used)
 
 
-def _require_input(network: Network, name: str, span: Span | None, what: str = "derivative") -> InputSpec:
+def _require_input(network: Network, name: str, span: Span | None, derivative: bool = True) -> InputSpec:
     if not network.uses(Kind.INPUT, name):
-        raise TnNameError(
-            f"'{name}' does not occur in '{network.name}'; a {what} with respect to it is always zero"
-            if what == "derivative"
-            else f"'{name}' does not occur in '{network.name}'",
-            span,
-            hint=f"'{network.name}' uses: {', '.join(s.name for s in network.inputs) or 'no inputs'}",
-        )
+        raise AbsentInput(name, network.name, [s.name for s in network.inputs], span, derivative)
     return network.input(name)
 
 
@@ -64,6 +58,14 @@ def _rename_summed(term: Term, mapping: dict[str, str], avoid: set[str], keep: s
     for source, target in mapping.items():
         sizes.copy(source, target)
     return term.renamed(mapping)
+
+
+def _occurrences(network: Network, wrt: str) -> Iterator[tuple[Term, int, Tensor]]:
+    """Each use of input ``wrt``: its term, its position there, and the tensor."""
+    for term in network.terms:
+        for index, tensor in enumerate(term.tensors):
+            if tensor.kind is Kind.INPUT and tensor.name == wrt:
+                yield term, index, tensor
 
 
 def _canonical(spec: InputSpec, taken: Iterable[str], fresh: Fresh) -> dict[str, str]:
@@ -97,24 +99,21 @@ def grad(
     avoid = set(legs)
     sizes = SizeTable(network.sizes)
     terms: list[Term] = []
-    for term in network.terms:
-        for index, tensor in enumerate(term.tensors):
-            if tensor.kind is not Kind.INPUT or tensor.name != wrt:
-                continue
-            rest = Term(term.tensors[:index] + term.tensors[index + 1 :], term.coeff)
-            mapping: dict[str, str] = {}
-            extra: list[tuple[str, str]] = []
-            for use, leg in zip(tensor.legs, legs):
-                if use not in out and use not in mapping:
-                    mapping[use] = leg
-                else:
-                    extra.append((use, leg))
-            # summed labels of the removed tensor itself that are not mapped: none (all mapped)
-            renamed = _rename_summed(rest, mapping, avoid, out, fresh, sizes)
-            deltas = tuple(
-                Tensor(Kind.DELTA, "delta", (mapping.get(use, use), leg), tensor.span) for use, leg in extra
-            )
-            terms.append(Term(renamed.tensors + deltas, renamed.coeff))
+    for term, index, tensor in _occurrences(network, wrt):
+        rest = Term(term.tensors[:index] + term.tensors[index + 1 :], term.coeff)
+        mapping: dict[str, str] = {}
+        extra: list[tuple[str, str]] = []
+        for use, leg in zip(tensor.legs, legs):
+            if use not in out and use not in mapping:
+                mapping[use] = leg
+            else:
+                extra.append((use, leg))
+        # summed labels of the removed tensor itself that are not mapped: none (all mapped)
+        renamed = _rename_summed(rest, mapping, avoid, out, fresh, sizes)
+        deltas = tuple(
+            Tensor(Kind.DELTA, "delta", (mapping.get(use, use), leg), tensor.span) for use, leg in extra
+        )
+        terms.append(Term(renamed.tensors + deltas, renamed.coeff))
     output = network.output + tuple(tuple(canon[label] for label in axis) for axis in spec.axes)
     return replace(
         network,
@@ -146,15 +145,8 @@ def _check_like(
         )
 
 
-def vjp(
-    network: Network,
-    wrt: str,
-    cotangent: InputSpec | Network,
-    *,
-    fresh: Fresh | None = None,
-    name: str | None = None,
-    span: Span | None = None,
-) -> Network:
+def vjp(network: Network, wrt: str, cotangent: InputSpec | Network, *, fresh: Fresh | None = None,
+        name: str | None = None, span: Span | None = None) -> Network:
     """``Σ_y V[y] ∂network[y]/∂wrt``: V contracted with :func:`grad` over ``network``'s legs.
 
     ``cotangent`` is an input declaration (axes split like ``network``'s output groups) or a
@@ -187,15 +179,8 @@ def vjp(
     return prune_deltas(_with_declarations(result, network, cotangent))  # Y's legs are summed: deltas go
 
 
-def jvp(
-    network: Network,
-    wrt: str,
-    tangent: InputSpec | Network,
-    *,
-    fresh: Fresh | None = None,
-    name: str | None = None,
-    span: Span | None = None,
-) -> Network:
+def jvp(network: Network, wrt: str, tangent: InputSpec | Network, *, fresh: Fresh | None = None,
+        name: str | None = None, span: Span | None = None) -> Network:
     """``Σ_w ∂network/∂wrt[w] T[w]``: each occurrence of ``wrt`` replaced by T in turn.
 
     ``tangent`` is an input declaration with ``wrt``'s axes or a network with that output
@@ -206,16 +191,13 @@ def jvp(
     fresh = fresh or _default_fresh(network, *([tangent] if isinstance(tangent, Network) else []))
     sizes = SizeTable(network.sizes)
     terms: list[Term] = []
-    for term in network.terms:
-        for index, tensor in enumerate(term.tensors):
-            if tensor.kind is not Kind.INPUT or tensor.name != wrt:
-                continue
-            before, after = term.tensors[:index], term.tensors[index + 1 :]
-            if isinstance(tangent, InputSpec):
-                terms.append(Term(before + (Tensor(Kind.INPUT, tangent.name, tensor.legs, tensor.span),) + after, term.coeff))
-            else:
-                for inner in inline(tangent, tensor.legs, fresh, sizes)[0]:
-                    terms.append(Term(before + inner.tensors + after, term.coeff * inner.coeff))
+    for term, index, tensor in _occurrences(network, wrt):
+        before, after = term.tensors[:index], term.tensors[index + 1 :]
+        if isinstance(tangent, InputSpec):
+            terms.append(Term(before + (Tensor(Kind.INPUT, tangent.name, tensor.legs, tensor.span),) + after, term.coeff))
+        else:
+            for inner in inline(tangent, tensor.legs, fresh, sizes)[0]:
+                terms.append(Term(before + inner.tensors + after, term.coeff * inner.coeff))
     result = replace(
         network,
         name=name or f"jvp({network.name}, {wrt}, {tangent.name})",
@@ -253,7 +235,7 @@ def vmap(
         raise TnArityError("vmap needs at least one input to map over", span or network.span)
     new_specs: dict[str, InputSpec] = {}
     for position, x in enumerate(inputs):
-        spec = _require_input(network, x, spans[position] or span or network.span, what="vmap")
+        spec = _require_input(network, x, spans[position] or span or network.span, derivative=False)
         if leg in spec.legs:
             raise TnNameError(
                 f"vmap leg '{leg}' clashes with a label of the declaration of '{x}'", spans[position] or span or network.span
