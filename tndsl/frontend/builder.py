@@ -13,6 +13,7 @@ from ..ir import (
     Network,
     PatternParamError,
     PatternSpec,
+    SizeTable,
     Span,
     Tensor,
     Term,
@@ -154,7 +155,7 @@ class Builder:
         output_labels = [label for axis in definition.output for label in axis.labels]
         check_unique(output_labels, f"the output of {definition.name}")
         spans: dict[str, Span | None] = {label.name: label.span for label in output_labels}
-        sizes: dict[str, int | str] = {}
+        sizes = SizeTable()
         terms = self.expand(definition.expr, spans, sizes)
         output = tuple(tuple(label.name for label in axis.labels) for axis in definition.output)
         return self.finish(definition.name, definition.span, output, output_labels, terms, spans, sizes)
@@ -167,7 +168,7 @@ class Builder:
         output_labels: list[ast.Label],
         terms: list[_Term],
         spans: dict[str, Span | None],
-        sizes: dict[str, int | str],
+        sizes: SizeTable,
     ) -> Network:
         """Check output labels, turn loose summed labels into size factors, check sizes."""
         mentioned = set().union(*(term.mentioned for term in terms)) if terms else set()
@@ -182,12 +183,12 @@ class Builder:
             loose = sorted(term.mentioned - legs - open_legs)
             coeff = term.coeff * Coeff(1.0, tuple((label, 1) for label in loose)) if loose else term.coeff
             final.append(Term(term.tensors, coeff))
-        network = Network(name, output, tuple(final), sizes=tuple(sorted(sizes.items())), span=span)
+        network = Network(name, output, tuple(final), sizes=sizes.items(), span=span)
         network = network.pruned(self.decls.inputs.values(), self.decls.patterns.items())
         return check_inferable(network, span, spans)
 
     # -- expressions -------------------------------------------------------------------
-    def expand(self, expr: ast.Expr, spans: dict, sizes: dict) -> list[_Term]:
+    def expand(self, expr: ast.Expr, spans: dict, sizes: SizeTable) -> list[_Term]:
         """An expression as a list of product terms (distributing products over sums)."""
         if isinstance(expr, ast.Number):
             return [_Term(Coeff(float(expr.value)), (), frozenset())]
@@ -230,7 +231,7 @@ class Builder:
             return self.inline(network, expr.func + "(...)", expr.labels, expr.span, spans, sizes)
         return self.factor(expr, spans, sizes)
 
-    def factor(self, factor: ast.Factor, spans: dict, sizes: dict) -> list[_Term]:
+    def factor(self, factor: ast.Factor, spans: dict, sizes: SizeTable) -> list[_Term]:
         labels = tuple(label.name for label in factor.labels)
         for label in factor.labels:
             spans.setdefault(label.name, label.span)
@@ -256,7 +257,7 @@ class Builder:
         raise UnknownName("tensor", name, factor.span, known, hint="declare it with 'input'")
 
     def inline(
-        self, network: Network, what: str, labels: tuple[ast.Label, ...], span: Span | None, spans: dict, sizes: dict
+        self, network: Network, what: str, labels: tuple[ast.Label, ...], span: Span | None, spans: dict, sizes: SizeTable
     ) -> list[_Term]:
         """Substitute a built network at a use site: outputs renamed, summed labels fresh."""
         legs = network.output_legs
@@ -276,14 +277,14 @@ class Builder:
         if len(factor.labels) != len(legs):
             raise WrongLegCount(f"{kind} {factor.name}", legs, len(factor.labels), factor.span)
 
-    def _declared_size(self, label: str, sizes: dict, span: Span | None) -> None:
+    def _declared_size(self, label: str, sizes: SizeTable, span: Span | None) -> None:
         size = self.decls.declared_size(label)
         if size is not None:
             self._set_size(label, size, sizes, span, f"'size {label}'")
 
     @staticmethod
-    def _set_size(label: str, size: int | str, sizes: dict, span: Span | None, source: str) -> None:
+    def _set_size(label: str, size: int | str, sizes: SizeTable, span: Span | None, source: str) -> None:
         old = sizes.get(label)
         if old is not None and old != size:
             raise TnSizeError(f"leg '{label}' has size {old}, but {source} has size {size}", span)
-        sizes[label] = size
+        sizes.add(label, size)
