@@ -53,7 +53,7 @@ def test_lowered_equals_dense(seed):
     rng = random.Random(seed)
     params, (k1, k2, g, c, dd, n, i1, i2) = _case(rng)
     text = CONV.format(**params)
-    lowered = tndsl.compile(text, "conv.tn", lowering=True)
+    lowered = tndsl.compile(text, "conv.tn", lowering="always")
     dense = tndsl.compile(text, "conv.tn", lowering=False)
     torch.manual_seed(seed)
     x = torch.randn(n, g * c, i1, i2, dtype=torch.float64)

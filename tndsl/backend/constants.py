@@ -13,7 +13,11 @@ import torch
 
 from ..ir import Kind, Network, PatternSpec, Tensor
 
-__all__ = ["dense_pattern", "dense_delta", "dense_slice", "constant_value", "ConstantCache"]
+__all__ = ["dense_pattern", "dense_delta", "dense_slice", "constant_value", "ConstantCache", "MAX_CONSTANT_BYTES"]
+
+#: The most bytes of dense pattern constants one term's plan may hold; a plan needing
+#: more is not a candidate (raise it here if a dense plan is really wanted).
+MAX_CONSTANT_BYTES = 256 << 20
 
 
 def dense_pattern(spec: PatternSpec, size_in: int, size_out: int, kernel: int, dtype, device) -> torch.Tensor:

@@ -481,9 +481,12 @@ def _axis_matrix(ctx: _Context) -> list[Operand] | None:
     if best is None:
         return None
     x, m, axis, i, k = best
-    value = m.value if m.labels == (i, k) else m.value.t().contiguous()
+    def matrix() -> torch.Tensor:
+        return m.value if m.labels == (i, k) else m.value.t().contiguous()
+
     var = x.var if axis == len(x.labels) - 1 else ctx.ops.add("movedim", x.var, source=axis, destination=-1)
-    var = ctx.ops.add("matmul", var, ctx.ops.constant(value))
+    shape = (ctx.sizes[i], ctx.sizes[k])
+    var = ctx.ops.add("matmul", var, ctx.ops.constant(matrix, shape=shape, key=("matrix", id(m), m.labels == (i, k))))
     labels = x.labels[:axis] + x.labels[axis + 1 :] + (k,)
     return ctx.replace([x, m], Operand(labels, var=var))
 

@@ -17,15 +17,15 @@ printed from it last (:mod:`tndsl.backend.emit`). Names: ``a0, a1, …`` argumen
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-__all__ = ["Op", "Plan", "OpList", "VIEWS"]
+from .cost import BYTE_FLOPS, VIEWS, Shape, flops_of, shape_of
 
-#: Primitives whose result is a view of their first input (for the contiguity decision).
-VIEWS = frozenset({"reshape", "permute", "squeeze", "index", "expand", "unfold", "narrow", "movedim", "step"})
+__all__ = ["Op", "Plan", "OpList"]
 
 
 @dataclass(frozen=True)
@@ -74,14 +74,40 @@ class Plan:
 
 
 @dataclass
-class OpList:
-    """Collects ops and constants while a plan is built."""
+class _Constant:
+    """A plan-time constant: its value, or how to make it (made only if the plan keeps it)."""
 
-    ops: list[Op] = field(default_factory=list)
-    constants: list[torch.Tensor] = field(default_factory=list)
-    _known: dict[tuple, str] = field(default_factory=dict)
-    _producer: dict[str, Op] = field(default_factory=dict)
-    _counter: int = 0
+    make: Callable[[], torch.Tensor]
+    shape: Shape
+    key: Any = None
+    value: torch.Tensor | None = None
+
+    def get(self) -> torch.Tensor:
+        if self.value is None:
+            self.value = self.make()
+        return self.value
+
+
+class OpList:
+    """Collects ops and constants while a plan is built; knows every value's shape.
+
+    ``args`` gives the arguments' names and shapes; ``itemsize`` the bytes per element of
+    the computation (for the cost model).
+    """
+
+    def __init__(self, args: Mapping[str, Shape], itemsize: int = 4):
+        self.args = dict(args)
+        self.itemsize = itemsize
+        self.ops: list[Op] = []
+        self.constants: list[_Constant] = []
+        self.shapes: dict[str, Shape] = dict(self.args)
+        self._known: dict[tuple, str] = {}
+        self._producer: dict[str, Op] = {}
+        self._counter = 0
+
+    def child(self) -> "OpList":
+        """An empty list over the same arguments, for planning a candidate."""
+        return OpList(self.args, self.itemsize)
 
     def fresh(self, prefix: str = "t") -> str:
         self._counter += 1
@@ -98,23 +124,25 @@ class OpList:
         if key in self._known:
             return self._known[key]
         op = Op(prim, tuple(inputs), self.fresh(), op_params)
+        self.shapes[op.out] = shape_of(prim, [self.shapes[name] for name in inputs], params)
         self.ops.append(op)
         self._known[key] = op.out
         self._producer[op.out] = op
         return op.out
 
-    def constant(self, value: torch.Tensor) -> str:
-        """A name for a plan-time constant; equal constants share one name."""
-        for index, known in enumerate(self.constants):
-            if known is value or (
-                known.shape == value.shape
-                and known.dtype == value.dtype
-                and known.device == value.device
-                and torch.equal(known, value)
-            ):
-                return f"c{index}"
-        self.constants.append(value)
-        return f"c{len(self.constants) - 1}"
+    def shape(self, name: str) -> Shape:
+        return self.shapes[name]
+
+    def constant(self, value: torch.Tensor | Callable[[], torch.Tensor], shape: Shape | None = None, key: Any = None) -> str:
+        """A name for a plan-time constant: a tensor, or a function making it (then
+        ``shape`` is required and it is made only if the finished plan uses it). Equal
+        tensors, or equal ``key`` s, share one name."""
+        if isinstance(value, torch.Tensor):
+            entry = _Constant(lambda: value, tuple(value.shape), key, value)
+        else:
+            assert shape is not None, "a lazy constant needs its shape"
+            entry = _Constant(value, tuple(shape), key)
+        return self._adopt(entry)
 
     def producer(self, name: str) -> Op | None:
         return self._producer.get(name)
@@ -130,10 +158,8 @@ class OpList:
             op = self._producer.get(op.inputs[0])
         return False
 
-    def finish(self, name: str, args: Sequence[str], result: str) -> Plan:
-        """The plan computing ``result``: contiguous, dead ops removed, constants renumbered."""
-        if self.is_expanded(result):
-            result = self.add("contiguous", result)
+    def live(self, result: str) -> list[Op]:
+        """The ops ``result`` depends on, in order."""
         needed = {result}
         live: list[Op] = []
         for op in reversed(self.ops):
@@ -141,12 +167,63 @@ class OpList:
                 live.append(op)
                 needed.update(op.inputs)
         live.reverse()
-        used = sorted({int(n[1:]) for op in live for n in op.inputs if n.startswith("c")} | (
-            {int(result[1:])} if result.startswith("c") else set()
-        ))
-        rename = {f"c{old}": f"c{new}" for new, old in enumerate(used)}
-        ops = tuple(
-            Op(op.prim, tuple(rename.get(n, n) for n in op.inputs), op.out, op.params) for op in live
+        return live
+
+    def cost(self, result: str) -> float:
+        """Flops plus bytes moved (times :data:`BYTE_FLOPS`) of computing ``result``."""
+        total = 0.0
+        for op in self.live(result):
+            flops, moved = flops_of(op.prim, [self.shapes[n] for n in op.inputs], dict(op.params), self.shapes[op.out])
+            total += flops + BYTE_FLOPS * moved * self.itemsize
+        return total
+
+    def constant_bytes(self, result: str) -> int:
+        """Bytes of the plan-time constants ``result`` depends on."""
+        names = {n for op in self.live(result) for n in op.inputs} | {result}
+        return sum(
+            math.prod(entry.shape) * self.itemsize for k, entry in enumerate(self.constants) if f"c{k}" in names
         )
-        constants = tuple(self.constants[old] for old in used)
-        return Plan(name, tuple(args), ops, rename.get(result, result), constants)
+
+    def merge(self, other: "OpList", result: str) -> str:
+        """Add the ops ``result`` needs in ``other`` (a candidate) to this list; the new
+        name of ``result``."""
+        rename: dict[str, str] = {name: name for name in self.args}
+        used = {n for op in other.live(result) for n in op.inputs} | {result}
+        for k, entry in enumerate(other.constants):
+            if f"c{k}" in used:
+                rename[f"c{k}"] = self._adopt(entry)
+        for op in other.live(result):
+            rename[op.out] = self.add(op.prim, *(rename[n] for n in op.inputs), **dict(op.params))
+        return rename[result]
+
+    def _adopt(self, entry: _Constant) -> str:
+        for index, known in enumerate(self.constants):
+            if _same(known, entry):
+                return f"c{index}"
+        self.constants.append(entry)
+        name = f"c{len(self.constants) - 1}"
+        self.shapes[name] = entry.shape
+        return name
+
+    def finish(self, name: str, result: str) -> Plan:
+        """The plan computing ``result``: contiguous, dead ops removed, constants made and
+        renumbered."""
+        if self.is_expanded(result):
+            result = self.add("contiguous", result)
+        live = self.live(result)
+        names = {n for op in live for n in op.inputs} | {result}
+        used = [k for k in range(len(self.constants)) if f"c{k}" in names]
+        rename = {f"c{old}": f"c{new}" for new, old in enumerate(used)}
+        ops = tuple(Op(op.prim, tuple(rename.get(n, n) for n in op.inputs), op.out, op.params) for op in live)
+        constants = tuple(self.constants[old].get() for old in used)
+        return Plan(name, tuple(self.args), ops, rename.get(result, result), constants)
+
+
+def _same(a: _Constant, b: _Constant) -> bool:
+    """Whether two constants are the same: one object, equal keys, or equal known values."""
+    if a is b or (a.key is not None and a.key == b.key):
+        return True
+    if a.value is None or b.value is None:
+        return False
+    x, y = a.value, b.value
+    return x.shape == y.shape and x.dtype == y.dtype and x.device == y.device and bool(torch.equal(x, y))

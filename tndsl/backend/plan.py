@@ -1,10 +1,18 @@
 """Planning a network for one call signature: an op list (:class:`~tndsl.backend.ops.Plan`).
 
 Per term: deltas are merged away (their legs renamed to one label), each operand is
-reduced over legs nobody else needs, Π sub-networks are lowered
-(:mod:`tndsl.backend.lower`), the remaining constants are materialized and folded at plan
-time, and the rest is contracted pairwise in the order opt_einsum finds. The plan runs
-two-operand einsums only; nothing is searched per call.
+reduced over legs nobody else needs, and then candidate plans are built and priced by the
+cost model (:mod:`tndsl.backend.cost`); the cheapest is kept:
+
+- **lowered**: Π sub-networks become convolutions, views and small matrices
+  (:mod:`tndsl.backend.lower`), the rest is contracted pairwise;
+- **projected, then lowered**: first the contractions between runtime tensors over legs
+  that no Π touches and that shrink the data (a factorized kernel's 1×1 projections),
+  then as above;
+- **generic**: Π as dense constants, everything contracted pairwise.
+
+Constants are folded at plan time and made only for the plan that is kept. The path is
+deterministic and bounded (:mod:`tndsl.backend.paths`); nothing is searched per call.
 """
 
 from __future__ import annotations
@@ -13,17 +21,33 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-import opt_einsum as oe
 import torch
 
-from ..ir import Kind, Network, Term
-from .constants import ConstantCache
+from ..ir import Kind, Network, Term, TnNotSupportedError
+from .constants import MAX_CONSTANT_BYTES, ConstantCache
 from .einsum import MAX_LETTERS, einsum_equation
 from .lower import Operand, PatternUse, gram, lower
 from .ops import OpList, Plan
+from .paths import path
 from .signature import Signature
 
 __all__ = ["Signature", "plan"]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """How a candidate plan treats a term: Π lowerings, Gram steps, projections first."""
+
+    name: str
+    lower: bool
+    gram: bool
+    project: bool = False
+
+
+LOWERED = Strategy("lowered", lower=True, gram=True)
+PROJECTED = Strategy("projected", lower=True, gram=True, project=True)
+GENERIC = Strategy("generic", lower=False, gram=True)
+PLAIN = Strategy("plain", lower=False, gram=False)  # the switch: lowering=False
 
 
 @dataclass
@@ -32,7 +56,7 @@ class _Planner:
 
     network: Network
     signature: Signature
-    lowering: bool
+    lowering: bool | str  # True: by cost; False: never; "always"
     constants: ConstantCache
     ops: OpList
 
@@ -47,20 +71,29 @@ class _Planner:
     def gram_steps(self) -> bool:
         """Gram steps scale by a float ``alpha``: only for floating and complex dtypes."""
         dtype = self.signature.dtype
-        return self.lowering and (dtype.is_floating_point or dtype.is_complex)
+        return dtype.is_floating_point or dtype.is_complex
 
-    def argument(self, tensor) -> str:
+    def argument(self, tensor, ops: OpList) -> str:
         """An input cast to the computation's dtype and split into the legs of this use."""
         var = self.params[tensor.name]
         if self.dtypes[tensor.name] != self.signature.dtype:
-            var = self.ops.add("to", var, dtype=str(self.signature.dtype).removeprefix("torch."))
+            var = ops.add("to", var, dtype=str(self.signature.dtype).removeprefix("torch."))
         split = tuple(self.sizes[leg] for leg in tensor.legs)
         if split != tuple(self.shapes[tensor.name]):
-            var = self.ops.add("reshape", var, shape=split)
+            var = ops.add("reshape", var, shape=split)
         return var
 
-    def constant(self, value: torch.Tensor) -> str:
-        return self.ops.constant(value)
+    def strategies(self, term: Term) -> list[Strategy]:
+        """The candidates worth building for a term."""
+        if not self.lowering:
+            return [PLAIN]
+        if self.lowering == "always":
+            return [LOWERED]
+        kinds = [t.kind for t in term.tensors if t.kind is not Kind.DELTA]
+        if all(kind is Kind.INPUT for kind in kinds):
+            return [LOWERED]  # nothing to lower: one plan
+        runtime = kinds.count(Kind.INPUT)
+        return [LOWERED, PROJECTED, GENERIC] if runtime > 2 else [LOWERED, GENERIC]
 
     def const_operand(self, tensor, labels: tuple[str, ...]) -> Operand:
         """A constant occurrence as an operand; its dense value is made only if needed."""
@@ -78,11 +111,14 @@ class _Planner:
 
 
 def plan(
-    network: Network, signature: Signature, lowering: bool = True, constants: ConstantCache | None = None
+    network: Network, signature: Signature, lowering: bool | str = True, constants: ConstantCache | None = None
 ) -> Plan:
-    """The op list computing ``network`` for ``signature``."""
-    planner = _Planner(network, signature, lowering, constants or ConstantCache(), OpList())
-    ops, sizes = planner.ops, planner.sizes
+    """The op list computing ``network`` for ``signature``; ``lowering`` True chooses each
+    term's plan by cost, False never lowers, ``"always"`` takes every lowering that matches."""
+    args = {f"a{i}": tuple(shape) for i, shape in enumerate(signature.shapes)}
+    ops = OpList(args, torch.empty((), dtype=signature.dtype).element_size())
+    planner = _Planner(network, signature, lowering, constants or ConstantCache(), ops)
+    sizes = planner.sizes
     results = [_term(term, planner) for term in network.terms]
     result = results[0]
     for other in results[1:]:
@@ -91,7 +127,7 @@ def plan(
     grouped = tuple(math.prod(sizes[leg] for leg in group) for group in network.output)
     if grouped != flat:
         result = ops.add("reshape", result, shape=grouped)
-    return ops.finish(network.name, planner.args, result)
+    return ops.finish(network.name, result)
 
 
 class _UnionFind:
@@ -111,8 +147,30 @@ class _UnionFind:
 
 
 def _term(term: Term, planner: _Planner) -> str:
-    """The variable holding one product term, shaped as the (ungrouped) output."""
-    sizes, ops = planner.sizes, planner.ops
+    """The variable holding one product term: the cheapest candidate plan, merged into
+    the network's op list."""
+    best = None
+    for strategy in planner.strategies(term):
+        ops = planner.ops.child()
+        var = _term_with(term, planner, ops, strategy)
+        if ops.constant_bytes(var) > MAX_CONSTANT_BYTES:
+            continue  # a dense Π too large to hold: not a candidate
+        cost = ops.cost(var)
+        if best is None or cost < best[0]:
+            best = (cost, ops, var)
+    if best is None:
+        raise TnNotSupportedError(
+            f"in '{planner.network.name}': every plan needs more than {MAX_CONSTANT_BYTES >> 20} MiB of dense "
+            "pattern constants for these sizes",
+            planner.network.span,
+            hint="raise tndsl.backend.constants.MAX_CONSTANT_BYTES, or use smaller sizes",
+        )
+    return planner.ops.merge(best[1], best[2])
+
+
+def _term_with(term: Term, planner: _Planner, ops: OpList, strategy: Strategy) -> str:
+    """One product term planned with ``strategy`` into ``ops``, shaped as the output."""
+    sizes = planner.sizes
     merge = _UnionFind()
     for tensor in term.tensors:
         if tensor.kind is Kind.DELTA:
@@ -123,7 +181,7 @@ def _term(term: Term, planner: _Planner) -> str:
     for tensor in term.tensors:
         labels = tuple(merge.find(leg) for leg in tensor.legs)
         if tensor.kind is Kind.INPUT:
-            operands.append(Operand(labels, var=planner.argument(tensor)))
+            operands.append(Operand(labels, var=planner.argument(tensor, ops)))
         elif tensor.kind is not Kind.DELTA:
             operands.append(planner.const_operand(tensor, labels))
     present = {label for op in operands for label in op.labels}
@@ -133,27 +191,31 @@ def _term(term: Term, planner: _Planner) -> str:
     coeff *= math.prod(sizes[label] for label in loose)
     keep = tuple(dict.fromkeys(label for label in output if label in present))
     if not operands:
-        var = planner.constant(planner.constants.ones(planner.signature.dtype, planner.signature.device))
+        var = ops.constant(planner.constants.ones(planner.signature.dtype, planner.signature.device))
     else:
-        var, coeff = _contract(operands, keep, planner, coeff)
+        var, coeff = _contract(operands, keep, planner, ops, strategy, coeff)
     if coeff != 1.0:
         var = ops.add("scale", var, factor=coeff)
     return _shape_output(var, keep, output, sizes, ops)
 
 
-def _contract(operands: list[Operand], keep: tuple[str, ...], planner: _Planner, coeff: float) -> tuple[str, float]:
+def _contract(
+    operands: list[Operand], keep: tuple[str, ...], planner: _Planner, ops: OpList, strategy: Strategy, coeff: float
+) -> tuple[str, float]:
     """Contract operands down to labels ``keep`` (in that order).
 
     Returns the variable and what is left of ``coeff`` (a final Gram step absorbs it).
     """
-    sizes, ops = planner.sizes, planner.ops
-    operands = [_reduce(op, operands, keep, ops, sizes, planner.lowering) for op in operands]
-    if planner.lowering:
+    sizes = planner.sizes
+    operands = [_reduce(op, operands, keep, ops, sizes, strategy.lower) for op in operands]
+    if strategy.project:
+        operands = _project(operands, keep, sizes, ops)
+    if strategy.lower:
         operands = lower(operands, keep, sizes, ops, planner.signature.dtype)
         operands = [_reduce(op, operands, keep, ops, sizes) for op in operands]
-    zero = planner.constant(planner.constants.zero(planner.signature.dtype, planner.signature.device))
+    zero = ops.constant(planner.constants.zero(planner.signature.dtype, planner.signature.device))
     if len(operands) > 1:
-        for i, j in _path(operands, keep, sizes):
+        for i, j in path([op.labels for op in operands], keep, sizes):
             a, b = operands[i], operands[j]
             rest = [op for n, op in enumerate(operands) if n not in (i, j)]
             needed = set(keep).union(*(op.labels for op in rest))
@@ -161,17 +223,47 @@ def _contract(operands: list[Operand], keep: tuple[str, ...], planner: _Planner,
             if not rest:
                 labels = keep
             step = None
-            if planner.gram_steps:
+            if strategy.gram and planner.gram_steps:
                 step = gram(a, b, labels, sizes, ops, zero, coeff if not rest else 1.0)
                 if step is not None and not rest:
                     coeff = 1.0
-            operands = rest + [step or _pair(a, b, labels, ops)]
+            operands = rest + [step or _pair(a, b, labels, ops, sizes)]
     (last,) = operands
     if last.labels != keep:
         last = _single(last, keep, ops)
-    if last.constant:
-        return ops.constant(last.value), coeff
-    return last.var, coeff
+    return _var(last, ops, sizes), coeff
+
+
+def _var(op: Operand, ops: OpList, sizes: Mapping[str, int]) -> str:
+    """The variable of an operand; a constant is registered (and made only if used)."""
+    if op.var is not None:
+        return op.var
+    return ops.constant(lambda: op.value, shape=tuple(sizes[l] for l in op.labels), key=("operand", id(op)))
+
+
+def _project(operands: list[Operand], keep: tuple[str, ...], sizes: Mapping[str, int], ops: OpList) -> list[Operand]:
+    """Contract pairs of runtime operands over legs no constant (Π) touches, while that
+    shrinks the data: the smallest result relative to its inputs first."""
+    pattern_legs = {label for op in operands if op.constant for label in op.labels}
+    while True:
+        best = None
+        runtime = [op for op in operands if not op.constant]
+        for x, a in enumerate(runtime):
+            for b in runtime[x + 1 :]:
+                shared = set(a.labels) & set(b.labels)
+                if not shared or shared & pattern_legs:
+                    continue
+                rest = [op for op in operands if op is not a and op is not b]
+                needed = set(keep).union(*(op.labels for op in rest))
+                labels = tuple(dict.fromkeys(l for l in a.labels + b.labels if l in needed))
+                size = math.prod(sizes[l] for l in labels)
+                largest = max(math.prod(sizes[l] for l in op.labels) for op in (a, b))
+                if size < largest and (best is None or size - largest < best[0]):
+                    best = (size - largest, a, b, labels)
+        if best is None:
+            return operands
+        _, a, b, labels = best
+        operands = [op for op in operands if op is not a and op is not b] + [_pair(a, b, labels, ops, sizes)]
 
 
 def _reduce(
@@ -203,7 +295,8 @@ def _single(op: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[st
     first, which reads it in place instead of materializing it.
     """
     if op.constant:
-        return Operand.of(labels, torch.einsum(einsum_equation([op.labels], labels), op.value))
+        equation = einsum_equation([op.labels], labels)
+        return Operand(labels, make=lambda: torch.einsum(equation, op.value))
     var = op.var
     current = op.labels
     if len(set(current)) != len(current):
@@ -225,23 +318,21 @@ def _single(op: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[st
     return Operand(labels, var=var)
 
 
-def _pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList) -> Operand:
+def _pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[str, int]) -> Operand:
     if len(set(a.labels + b.labels)) > MAX_LETTERS:
-        return _broadcast_pair(a, b, labels, ops)
+        return _broadcast_pair(a, b, labels, ops, sizes)
     equation = einsum_equation([a.labels, b.labels], labels)
-    if a.constant and b.constant:
-        return Operand.of(labels, torch.einsum(equation, a.value, b.value))
-    x = ops.constant(a.value) if a.constant else a.var
-    y = ops.constant(b.value) if b.constant else b.var
-    return Operand(labels, var=ops.add("einsum", x, y, equation=equation))
+    if a.constant and b.constant:  # folded at plan time
+        return Operand(labels, make=lambda: torch.einsum(equation, a.value, b.value))
+    return Operand(labels, var=ops.add("einsum", _var(a, ops, sizes), _var(b, ops, sizes), equation=equation))
 
 
-def _broadcast_pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList) -> Operand:
+def _broadcast_pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[str, int]) -> Operand:
     """A contraction step with more legs than einsum has letters: align, multiply, sum."""
     union = tuple(dict.fromkeys(a.labels + b.labels))
     if len(set(a.labels)) != len(a.labels) or len(set(b.labels)) != len(b.labels):
         raise ValueError(f"a diagonal in a contraction step with more than {MAX_LETTERS} legs")
-    aligned = [_align(op, union, ops) for op in (a, b)]
+    aligned = [_align(op, union, ops, sizes) for op in (a, b)]
     var = ops.add("mul", *aligned)
     summed = tuple(n for n, label in enumerate(union) if label not in labels)
     if summed:
@@ -251,20 +342,12 @@ def _broadcast_pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList
     return result if rest == labels else _single(result, labels, ops)
 
 
-def _align(op: Operand, union: tuple[str, ...], ops: OpList) -> str:
-    var = ops.constant(op.value) if op.constant else op.var
+def _align(op: Operand, union: tuple[str, ...], ops: OpList, sizes: Mapping[str, int]) -> str:
+    var = _var(op, ops, sizes)
     present = [label for label in union if label in op.labels]
     if tuple(present) != op.labels:
         var = ops.add("permute", var, dims=tuple(op.labels.index(label) for label in present))
     return ops.add("index", var, index=tuple(() if label in op.labels else None for label in union))
-
-
-def _path(operands: list[Operand], keep: tuple[str, ...], sizes: Mapping[str, int]) -> list[tuple[int, int]]:
-    equation = einsum_equation([op.labels for op in operands], keep, symbol=oe.get_symbol)
-    shapes = [tuple(sizes[l] for l in op.labels) for op in operands]
-    strategy = "optimal" if len(operands) <= 6 else ("dp" if len(operands) <= 16 else "greedy")
-    path, _ = oe.contract_path(equation, *shapes, shapes=True, optimize=strategy)
-    return [tuple(sorted(step)) for step in path]
 
 
 def _shape_output(var: str, have: tuple[str, ...], output: tuple[str, ...], sizes, ops: OpList) -> str:

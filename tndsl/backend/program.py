@@ -6,7 +6,7 @@ import os
 from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Union
 
 import torch
 
@@ -27,8 +27,17 @@ __all__ = ["Program", "Function", "compile", "load"]
 MAX_PLANS = 64
 
 
-def _lowering_default() -> bool:
-    return os.environ.get("TNDSL_LOWERING", "1").lower() not in ("0", "false", "off", "no")
+Lowering = Union[bool, str]  # True: by cost; False: never; "always": every lowering that matches
+
+
+def _lowering(value: Lowering | None) -> Lowering:
+    """The lowering mode: the argument, else ``TNDSL_LOWERING`` (``1``/``0``/``always``)."""
+    if value is None:
+        text = os.environ.get("TNDSL_LOWERING", "1").lower()
+        value = "always" if text == "always" else text not in ("0", "false", "off", "no")
+    if value not in (True, False, "always"):
+        raise TnError(f"lowering must be True (by cost), False or 'always', not {value!r}")
+    return value
 
 
 def _with_keyword_sizes(network: Network) -> Network:
@@ -48,9 +57,9 @@ def _with_keyword_sizes(network: Network) -> Network:
 class Function:
     """A compiled definition: call it with torch tensors (positional or by input name)."""
 
-    def __init__(self, network: Network, lowering: bool | None = None):
+    def __init__(self, network: Network, lowering: Lowering | None = None):
         self.network = _with_keyword_sizes(network)
-        self.lowering = _lowering_default() if lowering is None else lowering
+        self.lowering = _lowering(lowering)
         self._constants = ConstantCache()  # plan-time constants (folded Π), freed with the function
         self._cache: OrderedDict[tuple, tuple[Any, str]] = OrderedDict()  # signature -> (code, source)
         self._fast: dict[tuple, Any] = {}  # call signature -> (function, argument order)
@@ -167,7 +176,7 @@ class Function:
 class Program:
     """A parsed and built ``.tn`` program: one :class:`Function` per definition."""
 
-    def __init__(self, text: str, filename: str = "<string>", lowering: bool | None = None):
+    def __init__(self, text: str, filename: str = "<string>", lowering: Lowering | None = None):
         self.text = text
         self.filename = filename
         self.ast: ast.Program = parse(text, filename)
@@ -193,12 +202,12 @@ class Program:
         return f"<tndsl program {self.filename}: {', '.join(self.functions)}>"
 
 
-def compile(text: str, filename: str = "<string>", lowering: bool | None = None) -> Program:  # noqa: A001
+def compile(text: str, filename: str = "<string>", lowering: Lowering | None = None) -> Program:  # noqa: A001
     """Parse, check and build a program; its definitions compile lazily per shape."""
     return Program(text, filename, lowering)
 
 
-def load(path: str | os.PathLike, lowering: bool | None = None) -> Program:
+def load(path: str | os.PathLike, lowering: Lowering | None = None) -> Program:
     """Load a ``.tn`` file; messages name it by the path given."""
     path = Path(path)
     try:

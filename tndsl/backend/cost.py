@@ -1,0 +1,199 @@
+"""The cost model: each primitive's result shape, flops and bytes moved.
+
+The planner prices whole op lists with it — a lowered plan against the generic
+contraction — and takes the cheaper (:func:`tndsl.backend.plan.plan`). Views cost
+nothing; a contraction costs two flops per multiply-add; bytes are what a step reads
+and writes. :data:`BYTE_FLOPS` converts bytes to flops (the machine balance).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+__all__ = ["shape_of", "flops_of", "Shape", "BYTE_FLOPS", "VIEWS"]
+
+Shape = tuple[int, ...]
+
+#: How many flops one byte moved counts as.
+BYTE_FLOPS = 2.0
+
+#: Primitives that return a view of their first input: no flops, no bytes.
+VIEWS = frozenset({"reshape", "permute", "squeeze", "index", "expand", "unfold", "narrow", "movedim", "step"})
+
+
+def _reshape(x: Sequence[Shape], p: dict) -> Shape:
+    shape = list(p["shape"])
+    if -1 in shape:
+        known = math.prod(v for v in shape if v != -1)
+        shape[shape.index(-1)] = math.prod(x[0]) // known if known else 0
+    return tuple(shape)
+
+
+def _drop(shape: Shape, dims: Sequence[int]) -> Shape:
+    dims = {d % len(shape) for d in dims} if shape else set()
+    return tuple(v for k, v in enumerate(shape) if k not in dims)
+
+
+def _movedim(x: Sequence[Shape], p: dict) -> Shape:
+    shape = list(x[0])
+    value = shape.pop(p["source"] % len(shape))
+    destination = p["destination"] % (len(shape) + 1)
+    shape.insert(destination, value)
+    return tuple(shape)
+
+
+def _unfold(x: Sequence[Shape], p: dict) -> Shape:
+    shape = list(x[0])
+    axis = p["axis"] % len(shape)
+    shape[axis] = (shape[axis] - p["size"]) // p["step"] + 1
+    return tuple(shape) + (p["size"],)
+
+
+def _index(x: Sequence[Shape], p: dict) -> Shape:
+    shape: list[int] = []
+    rest = list(x[0])
+    for item in p["index"]:
+        if item is None:
+            shape.append(1)
+        elif item == ():
+            shape.append(rest.pop(0))
+        else:
+            size = rest.pop(0)
+            start, stop, step = item
+            shape.append(len(range(start, min(stop, size), step)))
+    return tuple(shape + rest)
+
+
+def _pad(x: Sequence[Shape], p: dict) -> Shape:
+    shape = list(x[0])
+    pads = p["pads"]
+    for k in range(len(pads) // 2):
+        shape[-1 - k] += pads[2 * k] + pads[2 * k + 1]
+    return tuple(shape)
+
+
+def _einsum(x: Sequence[Shape], p: dict) -> Shape:
+    inputs, output = p["equation"].split("->")
+    sizes = {c: v for spec, shape in zip(inputs.split(","), x) for c, v in zip(spec, shape)}
+    return tuple(sizes[c] for c in output)
+
+
+def _broadcast(x: Sequence[Shape], p: dict) -> Shape:
+    a, b = x
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    return tuple(max(u, v) for u, v in zip(a, b))
+
+
+def _conv(x: Sequence[Shape], p: dict) -> Shape:
+    n = p["dims"]
+    outs = tuple(
+        (i + 2 * pad - d * (k - 1) - 1) // s + 1
+        for i, k, s, pad, d in zip(x[0][2:], x[1][2:], p["stride"], p["padding"], p["dilation"])
+    )
+    return (x[0][0], x[1][0]) + outs[:n]
+
+
+def _conv_transpose(x: Sequence[Shape], p: dict) -> Shape:
+    ins = tuple(
+        (o - 1) * s - 2 * pad + d * (k - 1) + 1 + e
+        for o, k, s, pad, d, e in zip(x[0][2:], x[1][2:], p["stride"], p["padding"], p["dilation"], p["output_padding"])
+    )
+    return (x[0][0], x[1][1] * p["groups"]) + ins
+
+
+def _gram(x: Sequence[Shape], p: dict) -> Shape:
+    b, rows, cols = x[0]
+    free = cols if p["transposed"] else rows
+    return (b, free, free)
+
+
+def _gram_chunked(x: Sequence[Shape], p: dict) -> Shape:
+    whole = _reshape([x[0]], {"shape": p["shape"]})
+    return _gram([whole], p)
+
+
+#: primitive → result shape from input shapes and static parameters.
+SHAPES: dict[str, Callable[[Sequence[Shape], dict], Shape]] = {
+    "to": lambda x, p: x[0],
+    "reshape": _reshape,
+    "permute": lambda x, p: tuple(x[0][d] for d in p["dims"]),
+    "sum": lambda x, p: _drop(x[0], p["dims"]),
+    "squeeze": lambda x, p: _drop(x[0], p["dims"]),
+    "movedim": _movedim,
+    "unfold": _unfold,
+    "narrow": lambda x, p: x[0][: p["axis"]] + (p["length"],) + x[0][p["axis"] + 1 :],
+    "step": lambda x, p: x[0][:-1] + (-(-x[0][-1] // p["step"]),),
+    "index": _index,
+    "expand": lambda x, p: tuple(p["shape"]),
+    "contiguous": lambda x, p: x[0],
+    "pad": _pad,
+    "einsum": _einsum,
+    "mul": _broadcast,
+    "add": _broadcast,
+    "scale": lambda x, p: x[0],
+    "matmul": lambda x, p: _broadcast([x[0][:-2], x[1][:-2]], p) + (x[0][-2], x[1][-1]),
+    "conv": _conv,
+    "conv_weight": lambda x, p: tuple(p["weight"]),
+    "conv_transpose": _conv_transpose,
+    "gram": _gram,
+    "gram_chunked": _gram_chunked,
+    "embed_diagonal": lambda x, p: tuple(p["shape"]),
+}
+
+
+def shape_of(prim: str, inputs: Sequence[Shape], params: dict) -> Shape:
+    return SHAPES[prim](inputs, params)
+
+
+def _einsum_flops(x: Sequence[Shape], p: dict, out: Shape) -> float:
+    inputs, _ = p["equation"].split("->")
+    sizes = {c: v for spec, shape in zip(inputs.split(","), x) for c, v in zip(spec, shape)}
+    return 2.0 * math.prod(sizes.values()) if len(x) > 1 else float(math.prod(x[0]))
+
+
+def _conv_flops(x: Sequence[Shape], p: dict, out: Shape) -> float:
+    # every output element: (input channels per group) x (kernel volume) multiply-adds
+    return 2.0 * math.prod(out) * (x[0][1] // p["groups"]) * math.prod(x[1][2:])
+
+
+def _conv_weight_flops(x: Sequence[Shape], p: dict, out: Shape) -> float:
+    # per weight element: batch x (output positions) multiply-adds
+    return 2.0 * math.prod(out) * x[0][0] * math.prod(x[1][2:])
+
+
+def _conv_transpose_flops(x: Sequence[Shape], p: dict, out: Shape) -> float:
+    # the adjoint of a convolution from ``out`` to ``x[0]``
+    return 2.0 * math.prod(x[0]) * (x[1][1]) * math.prod(x[1][2:])
+
+
+def _gram_flops(x: Sequence[Shape], p: dict, out: Shape) -> float:
+    whole = _reshape([x[0]], {"shape": p["shape"]}) if "shape" in p and len(x[0]) != 3 else x[0]
+    b, rows, cols = whole
+    summed = rows if p["transposed"] else cols
+    return 2.0 * math.prod(out) * summed
+
+
+#: primitive → flops from input shapes, parameters and the result shape (default: one per
+#: result element; views: none).
+FLOPS: dict[str, Callable[[Sequence[Shape], dict, Shape], float]] = {
+    "einsum": _einsum_flops,
+    "matmul": lambda x, p, out: 2.0 * math.prod(out) * x[0][-1],
+    "conv": _conv_flops,
+    "conv_weight": _conv_weight_flops,
+    "conv_transpose": _conv_transpose_flops,
+    "gram": _gram_flops,
+    "gram_chunked": _gram_flops,
+    "sum": lambda x, p, out: float(math.prod(x[0])),
+}
+
+
+def flops_of(prim: str, inputs: Sequence[Shape], params: dict, out: Shape) -> tuple[float, float]:
+    """``(flops, elements moved)`` of one op: views are free; other ops read their inputs
+    and write their result."""
+    if prim in VIEWS:
+        return 0.0, 0.0
+    flops = FLOPS[prim](inputs, params, out) if prim in FLOPS else float(math.prod(out))
+    moved = float(sum(math.prod(s) for s in inputs) + math.prod(out))
+    return flops, moved
