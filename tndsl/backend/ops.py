@@ -18,8 +18,8 @@ printed from it last (:mod:`tndsl.backend.emit`). Names: ``a0, a1, …`` argumen
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import torch
 
