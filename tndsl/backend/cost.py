@@ -56,6 +56,8 @@ def _index(x: Sequence[Shape], p: dict) -> Shape:
     for item in p["index"]:
         if item is None:
             shape.append(1)
+        elif isinstance(item, int):
+            rest.pop(0)
         elif item == ():
             shape.append(rest.pop(0))
         else:
@@ -137,6 +139,7 @@ SHAPES: dict[str, Callable[[Sequence[Shape], dict], Shape]] = {
     "conv": _conv,
     "conv_weight": lambda x, p: tuple(p["weight"]),
     "conv_transpose": _conv_transpose,
+    "fold": lambda x, p: (x[0][0], x[0][1] // math.prod(p["kernel_size"])) + tuple(p["output_size"]),
     "gram": _gram,
     "gram_chunked": _gram_chunked,
     "embed_diagonal": lambda x, p: tuple(p["shape"]),
@@ -186,6 +189,7 @@ FLOPS: dict[str, Callable[[Sequence[Shape], dict, Shape], float]] = {
     "gram": _gram_flops,
     "gram_chunked": _gram_flops,
     "sum": lambda x, p, out: float(math.prod(x[0])),
+    "fold": lambda x, p, out: float(math.prod(x[0])),
 }
 
 

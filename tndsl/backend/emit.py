@@ -42,11 +42,14 @@ def _dtype(name: str) -> str:
 
 
 def _index(items: Sequence[Any]) -> str:
-    """``None`` inserts an axis, ``(start, stop, step)`` slices, ``()`` keeps the axis."""
+    """``None`` inserts an axis, ``(start, stop, step)`` slices, ``()`` keeps the axis, an
+    integer selects one entry (dropping the axis)."""
     parts = []
     for item in items:
         if item is None:
             parts.append("None")
+        elif isinstance(item, int):
+            parts.append(str(int(item)))
         elif item == ():
             parts.append(":")
         else:
@@ -88,6 +91,10 @@ PRINTERS: dict[str, Printer] = {
     "conv_transpose": lambda x, p: (
         f"F.conv_transpose{int(p['dims'])}d({x[0]}, {x[1]}, None, {_ints(p['stride'])}, {_ints(p['padding'])}, "
         f"{_ints(p['output_padding'])}, {int(p['groups'])}, {_ints(p['dilation'])})"
+    ),
+    "fold": lambda x, p: (
+        f"F.fold({x[0]}, {_ints(p['output_size'])}, {_ints(p['kernel_size'])}, {_ints(p['dilation'])}, 0, "
+        f"{_ints(p['stride'])})"
     ),
     "gram": lambda x, p: f"torch.baddbmm({x[1]}, {_gram_product(x[0], p)}, beta=0, alpha={_float(p['alpha'])})",
 }

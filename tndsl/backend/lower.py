@@ -8,6 +8,8 @@ that are convolutions or their adjoints, and each is replaced by one torch op:
   (``torch.nn.grad.conv*_weight``);
 - ``V·Π…·W`` (out-legs on V, kernel legs on W, in-legs kept) → ``conv_transpose``;
 - ``X·Π`` (in-leg only on X) → a zero-copy window view (pad + ``unfold``, dilation by slicing);
+- ``Z·Π`` (out- and kernel legs only on Z, in-leg kept) → a reshape for windows that tile
+  the axis (pixel shuffle), else ``F.fold`` (col2im, one or two spatial dimensions);
 - ``X·S`` for a slice → a strided view; ``X·M`` for a folded Π matrix → a matmul.
 
 Legs shared by both operands and kept (channel groups, or a batch that is not summed) are
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, NamedTuple, Sequence
+from typing import Callable, Iterator, Mapping, NamedTuple, Sequence
 
 import torch
 
@@ -180,13 +182,15 @@ def lower(
     operands: list[Operand], keep: tuple[str, ...], sizes: Mapping[str, int], ops: OpList, dtype: torch.dtype
 ) -> list[Operand]:
     """Apply the Π lowerings until none matches; return the new operand list."""
-    if not dtype.is_floating_point:
-        return operands
+    if not dtype.is_floating_point or all(op.var is not None for op in operands):
+        return operands  # nothing to lower: no Π, slice or folded matrix
     matchers: list[Callable[[_Context], list[Operand] | None]] = [
         _conv,
         _conv_weight,
         _conv_transpose,
         _window_view,
+        _merge_view,
+        _fold,
         _slice_view,
         _axis_matrix,
     ]
@@ -256,6 +260,9 @@ def _pattern_pairs(ctx: _Context, roles: tuple[str | None, str | None, str | Non
     ``roles`` gives, for Π's in-, out- and kernel leg, the operand that alone shares it
     (``"a"`` or ``"b"``) or None for a leg on neither (kept, or used further on).
     """
+    patterns = _patterns(ctx)
+    if not patterns:
+        return
     for a in ctx.operands:
         if not a.plain:
             continue
@@ -273,7 +280,7 @@ def _pattern_pairs(ctx: _Context, roles: tuple[str | None, str | None, str | Non
                         return False
                 return True
 
-            pats = _pick([p for p in _patterns(ctx) if fits(p)])
+            pats = _pick([p for p in patterns if fits(p)])
             if pats:
                 yield a, b, pats
 
@@ -424,6 +431,75 @@ def _window_view(ctx: _Context) -> list[Operand] | None:
             var = ctx.ops.add("movedim", var, source=-1, destination=axis + 1)
             labels[axis : axis + 1] = [p.labels[1], p.labels[2]]
         return ctx.replace([x, *pats], Operand(tuple(labels), var=var, window=True))
+    return None
+
+
+def _gathered(ctx: _Context, limit: int) -> Iterator[tuple[Operand, list[Operand]]]:
+    """Operands ``Z`` with the Π (up to ``limit``) whose out- and kernel legs only ``Z``
+    carries and whose in-leg ``Z`` does not: windows to sum back onto their positions."""
+    for z in ctx.operands:
+        if not z.plain:
+            continue
+        pats = _pick(
+            [
+                p
+                for p in _patterns(ctx)
+                if p.labels[0] not in z.labels and ctx.only_in(p.labels[1], z, p) and ctx.only_in(p.labels[2], z, p)
+            ]
+        )[:limit]
+        if pats:
+            yield z, pats
+
+
+def _merge_view(ctx: _Context) -> list[Operand] | None:
+    """``Z[…, o, …, k, …]·Π[i, o, k]`` for windows that tile the axis (``I = O·K``, stride
+    ``K``) → ``Z`` permuted so that each ``(o, k)`` pair is adjacent, then one reshape
+    (pixel shuffle, the inverse of patchify)."""
+    for z, pats in _gathered(ctx, 3):
+        tiling = [p for p in pats if p.pattern.tiles]
+        if not tiling:
+            continue
+        order: list[str] = []
+        labels: list[str] = []
+        pairs = {p.labels[1]: p for p in tiling}
+        kernels = {p.labels[2] for p in tiling}
+        for label in z.labels:
+            if label in pairs:
+                order += [label, pairs[label].labels[2]]
+                labels.append(pairs[label].labels[0])
+            elif label not in kernels:
+                order.append(label)
+                labels.append(label)
+        var = z.var
+        if tuple(order) != z.labels:
+            var = ctx.ops.add("permute", var, dims=tuple(z.labels.index(l) for l in order))
+        var = ctx.ops.add("reshape", var, shape=tuple(ctx.sizes[l] for l in labels))
+        return ctx.replace([z, *tiling], Operand(tuple(labels), var=var))
+    return None
+
+
+def _fold(ctx: _Context) -> list[Operand] | None:
+    """``Z[…, o, k, …]·Π[i, o, k]`` (one or two Π) → ``F.fold`` (col2im): every window
+    summed back onto the input positions it covers, then cropped to the padding."""
+    for z, pats in _gathered(ctx, 2):
+        g = Geometry.of(pats)
+        outs, kernels, ins = [p.labels[1] for p in pats], [p.labels[2] for p in pats], [p.labels[0] for p in pats]
+        rest = [label for label in z.labels if label not in outs and label not in kernels]
+        var = ctx.arrange(z, [[], rest + kernels, outs])
+        full = tuple((o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(g.outs, g.strides, g.dilations, g.kernels))
+        two = len(pats) == 2
+        var = ctx.ops.add(
+            "fold", var, output_size=full if two else full + (1,), kernel_size=g.kernels if two else g.kernels + (1,),
+            dilation=g.dilations if two else g.dilations + (1,), stride=g.strides if two else g.strides + (1,),
+        )
+        if not two:
+            var = ctx.ops.add("index", var, index=((), (), (), 0))
+        # the result covers [0, full); the input axis is [left, left + I) of it, zero beyond
+        grow = [(0, max(0, left + i - f)) for (left, _), i, f in zip(g.pads, g.ins, full)]
+        var = ctx.pad(var, grow)
+        var = ctx.ops.add("index", var, index=((), ()) + tuple((left, left + i, 1) for (left, _), i in zip(g.pads, g.ins)))
+        var = ctx.unflatten(var, [[], rest] + [[i] for i in ins])
+        return ctx.replace([z, *pats], Operand(tuple(rest + ins), var=var))
     return None
 
 

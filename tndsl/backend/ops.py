@@ -174,8 +174,20 @@ class OpList:
         total = 0.0
         for op in self.live(result):
             flops, moved = flops_of(op.prim, [self.shapes[n] for n in op.inputs], dict(op.params), self.shapes[op.out])
+            if op.prim == "reshape" and self._strided(op.inputs[0]):
+                moved = 2.0 * math.prod(self.shapes[op.out])  # reshaping a strided view copies it
             total += flops + BYTE_FLOPS * moved * self.itemsize
         return total
+
+    def _strided(self, name: str) -> bool:
+        """Whether ``name`` is a view that is (probably) not contiguous: a permuted,
+        unfolded, sliced or expanded one."""
+        op = self._producer.get(name)
+        while op is not None and op.prim in VIEWS:
+            if op.prim != "reshape" and op.prim != "squeeze":
+                return True
+            op = self._producer.get(op.inputs[0])
+        return False
 
     def constant_bytes(self, result: str) -> int:
         """Bytes of the plan-time constants ``result`` depends on."""

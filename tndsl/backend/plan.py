@@ -207,19 +207,20 @@ def _contract(
     Returns the variable and what is left of ``coeff`` (a final Gram step absorbs it).
     """
     sizes = planner.sizes
-    operands = [_reduce(op, operands, keep, ops, sizes, strategy.lower) for op in operands]
+    operands = _reduce_all(operands, keep, ops, sizes, strategy.lower)
     if strategy.project:
         operands = _project(operands, keep, sizes, ops)
     if strategy.lower:
         operands = lower(operands, keep, sizes, ops, planner.signature.dtype)
-        operands = [_reduce(op, operands, keep, ops, sizes) for op in operands]
+        operands = _reduce_all(operands, keep, ops, sizes)
     zero = ops.constant(planner.constants.zero(planner.signature.dtype, planner.signature.device))
     if len(operands) > 1:
+        holders = _Holders(operands)
         for i, j in path([op.labels for op in operands], keep, sizes):
             a, b = operands[i], operands[j]
             rest = [op for n, op in enumerate(operands) if n not in (i, j)]
-            needed = set(keep).union(*(op.labels for op in rest))
-            labels = tuple(dict.fromkeys(l for l in a.labels + b.labels if l in needed))
+            holders.remove(a, b)
+            labels = tuple(dict.fromkeys(l for l in a.labels + b.labels if l in keep or holders.count(l)))
             if not rest:
                 labels = keep
             step = None
@@ -228,6 +229,7 @@ def _contract(
                 if step is not None and not rest:
                     coeff = 1.0
             operands = rest + [step or _pair(a, b, labels, ops, sizes)]
+            holders.add(operands[-1])
     (last,) = operands
     if last.labels != keep:
         last = _single(last, keep, ops)
@@ -266,8 +268,44 @@ def _project(operands: list[Operand], keep: tuple[str, ...], sizes: Mapping[str,
         operands = [op for op in operands if op is not a and op is not b] + [_pair(a, b, labels, ops, sizes)]
 
 
+class _Holders:
+    """How many operands carry each label (so a step knows which labels stay needed)."""
+
+    def __init__(self, operands: list[Operand]):
+        self.counts: dict[str, int] = {}
+        for op in operands:
+            self.add(op)
+
+    def add(self, *ops: Operand) -> None:
+        for op in ops:
+            for label in set(op.labels):
+                self.counts[label] = self.counts.get(label, 0) + 1
+
+    def remove(self, *ops: Operand) -> None:
+        for op in ops:
+            for label in set(op.labels):
+                self.counts[label] -= 1
+
+    def count(self, label: str) -> int:
+        return self.counts.get(label, 0)
+
+
+def _reduce_all(
+    operands: list[Operand], keep: tuple[str, ...], ops: OpList, sizes: Mapping[str, int], spare: bool = False
+) -> list[Operand]:
+    """:func:`_reduce` applied to every operand."""
+    holders = _Holders(operands)
+    return [_reduce(op, operands, keep, ops, sizes, holders, spare) for op in operands]
+
+
 def _reduce(
-    op: Operand, operands: list[Operand], keep: tuple[str, ...], ops: OpList, sizes: Mapping[str, int], spare: bool = False
+    op: Operand,
+    operands: list[Operand],
+    keep: tuple[str, ...],
+    ops: OpList,
+    sizes: Mapping[str, int],
+    holders: _Holders,
+    spare: bool = False,
 ) -> Operand:
     """Sum out legs only this operand has, and take diagonals of repeated legs.
 
@@ -279,7 +317,7 @@ def _reduce(
         o.var is not None and o.labels.count(op.labels[0]) == 1 for o in operands
     ):
         return op
-    others = set(keep).union(*(o.labels for o in operands if o is not op))
+    others = set(keep) | {label for label in op.labels if holders.count(label) > 1}
     if spare and op.var is not None:
         others |= {label for label in op.labels if sizes[label] == 1 and op.labels.count(label) == 1}
     labels = tuple(dict.fromkeys(l for l in op.labels if l in others))
