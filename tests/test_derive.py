@@ -39,7 +39,8 @@ def assert_same_values(text, expanded, sizes, kwargs=None):
         f, h = original[name], derived[name]
         assert f.inputs == h.inputs, name
         args = _random_args(f, sizes)
-        keywords = {k: v for k, v in (kwargs or {}).items() if k in getattr(f, "keywords", getattr(f, "_keywords", ()))}
+        given = {**sizes, **(kwargs or {})}  # a keyword the function takes gets its size
+        keywords = {k: given[k] for k in f.keywords if k in given}
         torch.testing.assert_close(h(*args, **keywords), f(*args, **keywords), msg=name)
 
 
@@ -183,7 +184,7 @@ def test_derived_gallery_matches_hand_written_conv_vjps():
     x_, w_ = x.clone().requires_grad_(), w.clone().requires_grad_()
     gx, gw = torch.autograd.grad(torch.nn.functional.conv2d(x_, w_, stride=3, padding=1, dilation=2, groups=2), (x_, w_), v)
     torch.testing.assert_close(derived.GW(x, v, g=2, k1=2, k2=3), gw)
-    torch.testing.assert_close(derived.GX(w, v, g=2, k1=2, k2=3), gx)
+    torch.testing.assert_close(derived.GX(w, v, g=2, k1=2, k2=3, i1=10, i2=9), gx)
     torch.testing.assert_close(derived.YD(x, t, g=2, k1=2, k2=3), torch.nn.functional.conv2d(x, t, stride=3, padding=1, dilation=2, groups=2))
     hand = GALLERY / "conv_weight_vjp.tn"
     if hand.exists():  # same stride/padding/dilation as the hand-written weight VJP

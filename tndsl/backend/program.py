@@ -54,6 +54,20 @@ def _with_keyword_sizes(network: Network) -> Network:
     return network
 
 
+def _required_keywords(network: Network) -> dict[str, str]:
+    """The keyword sizes no argument can fix, each with the reason (for the error)."""
+    table = network.size_table
+    _, unknown = solve(network, None, use_keywords=False, strict=True)
+    _, guessed = solve(network, None, use_keywords=False)
+    required: dict[str, str] = {}
+    for label in unknown:
+        keyword = table.get(label)
+        if isinstance(keyword, str) and keyword not in required:
+            why = "a strided pattern only bounds it" if label not in guessed else "nothing else fixes it"
+            required[keyword] = f"the size of leg '{label}' ({why})"
+    return required
+
+
 class Function:
     """A compiled definition: call it with torch tensors (positional or by input name)."""
 
@@ -63,7 +77,8 @@ class Function:
         self._constants = ConstantCache()  # plan-time constants (folded Π), freed with the function
         self._cache: OrderedDict[tuple, tuple[Any, str]] = OrderedDict()  # signature -> (code, source)
         self._fast: dict[tuple, Any] = {}  # call signature -> (function, argument order)
-        self.keywords = tuple(dict.fromkeys(v for _, v in self.network.sizes if isinstance(v, str)))
+        self.keywords = self.network.size_table.keywords()
+        self.required = _required_keywords(self.network)
 
     @property
     def name(self) -> str:
@@ -74,7 +89,7 @@ class Function:
         return tuple(spec.name for spec in self.network.inputs)
 
     def __repr__(self) -> str:
-        args = ", ".join(self.inputs + tuple(f"{k}=" for k in self.keywords))
+        args = ", ".join(self.inputs + tuple(f"{k}=" if k in self.required else f"{k}=None" for k in self.keywords))
         return f"<tndsl function {self.name}({args})>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -142,9 +157,12 @@ class Function:
         missing = [n for n in names if n not in bound]
         if missing:
             raise self._error(f"missing tensor argument(s): {', '.join(missing)}")
-        missing = [k for k in self.keywords if k not in keywords]
+        missing = [k for k in self.required if k not in keywords]
         if missing:
-            raise self._error(f"missing size keyword argument(s): {', '.join(f'{k}=' for k in missing)}")
+            raise self._error(
+                f"missing size keyword argument(s): {', '.join(f'{k}=' for k in missing)}: "
+                + "; ".join(self.required[k] for k in missing)
+            )
         tensors = []
         for spec in self.network.inputs:
             value = bound[spec.name]

@@ -10,8 +10,8 @@ from .kinds import Kind, Slice
 from .names import FreshNames
 from .network import Coeff, InputSpec, Network, Tensor, Term, format_network
 from .patterns import PATTERN_KINDS, PatternParamError, PatternSpec
-from .sizes import Size, SizeTable
-from .solver import KNOWN, check_inferable, solve
+from .sizes import ShapeOf, Size, SizeTable
+from .solver import KNOWN, ambiguous, check_inferable, solve
 
 __all__ = [
     "Kind",
@@ -26,6 +26,8 @@ __all__ = [
     "PATTERN_KINDS",
     "Size",
     "SizeTable",
+    "ShapeOf",
+    "ambiguous",
     "FreshNames",
     "inline",
     "solve",

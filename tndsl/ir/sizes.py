@@ -1,21 +1,39 @@
 """The size table: what a network knows about its labels' sizes before any call.
 
 A label's entry is a fixed size (``int``, from ``size k = 3`` or a simplification that
-used concrete sizes) or the name of a keyword argument (``str``, from ``size k``).
+used concrete sizes), the name of a keyword argument (``str``, from ``size k``), or
+:class:`ShapeOf` — the size of a leg of one of the network's inputs (a derivative's legs
+are the removed input's legs, whatever a strided pattern would guess).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Union
 
-__all__ = ["Size", "SizeTable"]
+__all__ = ["Size", "SizeTable", "ShapeOf"]
 
-Size = Union[int, str]
+
+@dataclass(frozen=True)
+class ShapeOf:
+    """The size of the leg at flat position ``position`` of input ``input``'s declaration."""
+
+    input: str
+    position: int
+
+    def __lt__(self, other: object) -> bool:  # sortable next to ints and strs in tables
+        return (self.input, self.position) < (other.input, other.position) if isinstance(other, ShapeOf) else False
+
+
+Size = Union[int, str, ShapeOf]
+
+_RANK = {int: 0, ShapeOf: 1, str: 2}  # which entry wins when two sources name one label
 
 
 class SizeTable:
-    """A mutable label → :data:`Size` table with one merge rule: a fixed size beats a
-    keyword, and the first fixed size stays (conflicts are the solver's to report)."""
+    """A mutable label → :data:`Size` table with one merge rule: a fixed size beats an
+    input's leg, which beats a keyword; the first of a kind stays (conflicts are the
+    solver's to report)."""
 
     def __init__(self, *tables: Iterable[tuple[str, Size]] | Mapping[str, Size]):
         self._table: dict[str, Size] = {}
@@ -32,7 +50,14 @@ class SizeTable:
         if size is None:
             return
         old = self._table.get(label)
-        if old is None or (isinstance(size, int) and not isinstance(old, int)):
+        if old is None or _RANK[type(size)] < _RANK[type(old)]:
+            self._table[label] = size
+
+    def set(self, label: str, size: Size | None) -> None:
+        """Replace (or with None, remove) ``label`` 's entry."""
+        if size is None:
+            self._table.pop(label, None)
+        else:
             self._table[label] = size
 
     def copy(self, source: str, target: str) -> None:
@@ -47,7 +72,7 @@ class SizeTable:
 
     def items(self) -> tuple[tuple[str, Size], ...]:
         """The entries as sorted pairs (the form a :class:`~tndsl.ir.Network` stores)."""
-        return tuple(sorted(self._table.items()))
+        return tuple(sorted(self._table.items(), key=lambda item: item[0]))
 
     def keywords(self) -> tuple[str, ...]:
         """Keyword names, in label order, without repeats."""

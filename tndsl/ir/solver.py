@@ -15,8 +15,9 @@ from typing import Mapping, Sequence
 from .errors import CannotInferSize, Span, TnCallError, TnSizeError
 from .kinds import Kind
 from .network import Network
+from .sizes import ShapeOf
 
-__all__ = ["KNOWN", "solve", "check_inferable", "SizeConflict"]
+__all__ = ["KNOWN", "solve", "check_inferable", "ambiguous", "SizeConflict"]
 
 
 class _Known:
@@ -70,15 +71,20 @@ def solve(
     network: Network,
     shapes: Sequence[Sequence[int]] | None,
     keywords: Mapping[str, int] | None = None,
+    strict: bool = False,
+    use_keywords: bool = True,
 ) -> tuple[dict[str, Value], list[str]]:
     """Infer every label's size; return (sizes, labels left unknown).
 
     ``shapes`` are the argument shapes in ``network.inputs`` order, or None for the static
-    check (then keyword sizes and argument axes are :data:`KNOWN`). Conflicts raise
-    :class:`TnCallError` (call time) or :class:`TnSizeError` (static) at the network's span.
+    check (then keyword sizes and argument axes are :data:`KNOWN`). With ``strict``, a
+    strided Π never gives its input size from its output size (several input sizes share
+    one output size there). Without ``use_keywords``, keyword sizes count as unknown (to
+    tell which keywords a function needs). Conflicts raise :class:`TnCallError` (call
+    time) or :class:`TnSizeError` (static) at the network's span.
     """
     try:
-        return _solve(network, shapes, keywords)
+        return _solve(network, shapes, keywords, strict, use_keywords)
     except SizeConflict as conflict:
         error = TnCallError if shapes is not None else TnSizeError
         raise error(f"in '{network.name}': {conflict}", network.span) from None
@@ -97,18 +103,32 @@ def check_inferable(
     raise CannotInferSize(label, network.name, (spans or {}).get(label) or span or network.span, reason)
 
 
-def _solve(network, shapes, keywords):
+def ambiguous(network: Network, labels: Sequence[str]) -> list[str]:
+    """The ``labels`` whose sizes only a strided Π's transpose rule gives: a guess."""
+    _, exact = solve(network, None, strict=True)
+    _, guessed = solve(network, None)
+    return [label for label in labels if label in exact and label not in guessed]
+
+
+def _solve(network, shapes, keywords, strict=False, use_keywords=True):
     state = _State({}, {})
+    rules = []
+    guesses = [False]  # whether strided transpose rules may run yet
     for label, size in network.sizes:
         if isinstance(size, int):
             state.set(label, size, f"'size {label} = {size}'")
+        elif isinstance(size, ShapeOf):
+            link = _use_of(network, size)
+            if link is not None:
+                rules.append(_delta_rule((label, link)))
+        elif not use_keywords:
+            continue
         elif shapes is None:
             state.set(label, KNOWN, f"keyword size '{size}'")
         elif keywords is not None and size in keywords:
             state.set(label, int(keywords[size]), f"keyword argument {size}={keywords[size]}")
     shape_of = {spec.name: (spec, shapes[i] if shapes is not None else None) for i, spec in enumerate(network.inputs)}
     patterns = dict(network.patterns)
-    rules = []
     for term in network.terms:
         for tensor in term.tensors:
             if tensor.kind is Kind.INPUT:
@@ -120,14 +140,18 @@ def _solve(network, shapes, keywords):
                     dim: Value = KNOWN if shape is None else int(shape[axis_index])
                     rules.append(_axis_rule(tensor.name, axis_index, axis, legs, dim))
             elif tensor.kind is Kind.PATTERN:
-                rules.append(_pattern_rule(tensor.name, patterns[tensor.name], *tensor.legs))
+                rules.append(_pattern_rule(tensor.name, patterns[tensor.name], *tensor.legs, guesses=guesses))
             elif tensor.kind is Kind.DELTA and len(tensor.legs) > 1:
                 rules.append(_delta_rule(tensor.legs))
-    changed = True
-    while changed:
-        changed = False
-        for rule in rules:
-            changed |= rule(state)
+    # first every exact rule; only then, for what is still unknown, a strided Π's
+    # transpose rule (its smallest input size: the guess a user declares with output_padding)
+    for allowed in (False,) if strict else (False, True):
+        guesses[0] = allowed
+        changed = True
+        while changed:
+            changed = False
+            for rule in rules:
+                changed |= rule(state)
     unknown = [label for label in network.labels if state.get(label) is None]
     return state.values, unknown
 
@@ -157,7 +181,18 @@ def _axis_rule(name: str, axis_index: int, declared: tuple[str, ...], legs: tupl
     return rule
 
 
-def _pattern_rule(name: str, spec, i: str, o: str, k: str):
+def _use_of(network: Network, shape: ShapeOf) -> str | None:
+    """The label at ``shape.position`` of some use of input ``shape.input`` (an argument)."""
+    if shape.input not in {spec.name for spec in network.inputs}:
+        return None
+    for term in network.terms:
+        for tensor in term.tensors:
+            if tensor.kind is Kind.INPUT and tensor.name == shape.input:
+                return tensor.legs[shape.position]
+    return None
+
+
+def _pattern_rule(name: str, spec, i: str, o: str, k: str, guesses: list[bool]):
     def rule(state: _State) -> bool:
         vi, vo, vk = state.get(i), state.get(o), state.get(k)
         changed = False
@@ -172,7 +207,7 @@ def _pattern_rule(name: str, spec, i: str, o: str, k: str):
                 changed |= state.set(o, out, f"pattern {name} ({i}={vi}, {k}={vk})")
             else:
                 changed |= state.set(o, KNOWN, f"pattern {name}")
-        elif vo is not None and vk is not None:
+        elif vo is not None and vk is not None and (spec.stride == 1 or guesses[0]):
             if _combine(vo, vk):
                 size = spec.in_size(vo, vk)
                 changed |= state.set(i, size, f"pattern {name} transposed ({o}={vo}, {k}={vk})")

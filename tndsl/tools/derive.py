@@ -13,7 +13,7 @@ from ..frontend import ast
 from ..frontend.builder import build
 from ..frontend.parser import parse
 from ..frontend.printer import format_axes, format_statement
-from ..ir import FreshNames, Kind, Network, TnNameError, TnNotSupportedError, format_network, solve
+from ..ir import FreshNames, Kind, Network, ShapeOf, TnNameError, TnNotSupportedError, format_network, solve
 from ..transforms.simplify import prune_deltas
 
 __all__ = ["derive_text"]
@@ -44,21 +44,31 @@ def _printable(network: Network, decls, fresh: FreshNames) -> tuple[Network, lis
                     if decls.sizes.get(declared) is not None:
                         table[leg] = decls.sizes[declared]
     probe = Network(network.name, network.output, network.terms, network.inputs, network.patterns, tuple(table.items()))
-    _, unknown = solve(probe, None)
-    if not unknown:
-        return network, []
+    _, loose = solve(probe, None, strict=True)  # what re-parsing cannot fix exactly
+    _, guessed = solve(probe, None)
     original = dict(network.sizes)
     mapping: dict[str, str] = {}
     new_sizes: list[ast.SizeDecl] = []
-    for label in unknown:
+    for label in loose:
         size = original.get(label)
         if isinstance(size, int):
             mapping[label] = fresh(label)
             new_sizes.append(ast.SizeDecl(mapping[label], size))
-        elif isinstance(size, str) and size not in network.labels and size not in mapping.values():
-            mapping[label] = size  # a keyword size: name the leg after the keyword
+        elif isinstance(size, (str, ShapeOf)):
+            # a keyword size (an input's leg cannot be written in .tn: it becomes a keyword)
+            keyword = size if isinstance(size, str) else label
+            if keyword != label:
+                if keyword in network.labels or keyword in mapping.values():
+                    raise TnNotSupportedError(f"cannot print '{network.name}': keyword '{keyword}' names another leg")
+                mapping[label] = keyword
+            if keyword not in decls.sizes and all(d.name != keyword for d in new_sizes):
+                new_sizes.append(ast.SizeDecl(keyword, None))
+        elif label not in guessed:
+            continue  # guessed by a strided pattern here and in the original alike
         else:
             raise TnNotSupportedError(f"cannot print '{network.name}': the size of leg '{label}' is not expressible")
+    if not mapping and not new_sizes:
+        return network, []
     terms = tuple(term.renamed(mapping) for term in network.terms)
     output = tuple(tuple(mapping.get(l, l) for l in group) for group in network.output)
     return Network(network.name, output, terms, network.inputs, network.patterns, network.sizes), new_sizes

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
-from ..ir import AbsentInput, FreshNames, InputSpec, Kind, Network, SizeTable, Span, Tensor, Term, TnArityError, TnNameError, inline
+from ..ir import AbsentInput, FreshNames, ShapeOf, ambiguous, InputSpec, Kind, Network, SizeTable, Span, Tensor, Term, TnArityError, TnNameError, inline
 from .simplify import prune_deltas
 
 __all__ = ["grad", "vjp", "jvp", "vmap", "rename_output", "Fresh"]
@@ -89,8 +89,16 @@ def grad(
     """``∂network/∂wrt``: the product-rule sum of ``network`` with one ``wrt`` removed per term.
 
     Output: ``network``'s groups, then ``wrt``'s declaration axes with its declared labels
-    (a label clashing with an output leg of ``network`` gets a fresh name).
+    (a label clashing with an output leg of ``network`` gets a fresh name); those legs have
+    ``wrt``'s sizes (:func:`settle_shapes`).
     """
+    result = _grad(network, wrt, fresh, name, span)
+    spec = network.input(wrt)
+    return settle_shapes(result, spec, result.output_legs[len(network.output_legs) :])
+
+
+def _grad(network: Network, wrt: str, fresh: Fresh | None, name: str | None, span: Span | None) -> Network:
+    """:func:`grad` before its removed legs are given size sources."""
     spec = _require_input(network, wrt, span or network.span)
     fresh = fresh or _default_fresh(network)
     out = set(network.output_legs)
@@ -98,6 +106,8 @@ def grad(
     legs = tuple(canon[label] for label in spec.legs)
     avoid = set(legs)
     sizes = SizeTable(network.sizes)
+    for position, leg in enumerate(legs):  # the derivative has the removed input's shape
+        sizes.add(leg, ShapeOf(wrt, position))
     terms: list[Term] = []
     for term, index, tensor in _occurrences(network, wrt):
         rest = Term(term.tensors[:index] + term.tensors[index + 1 :], term.coeff)
@@ -123,6 +133,25 @@ def grad(
         sizes=sizes.items(),
         span=span or network.span,
     ).pruned()
+
+
+def settle_shapes(network: Network, wrt: InputSpec, legs: Sequence[str]) -> Network:
+    """Give each leg of a removed input (``legs``, in ``wrt``'s declared order) a size
+    source: ``wrt`` itself while it is an argument; else an argument declared exactly as
+    ``wrt`` is (a tangent: same axes, same labels); else, where only a
+    strided Π's transpose rule would give it (a guess), a keyword size named by the leg."""
+    inputs = {spec.name: spec for spec in network.inputs}
+    table = network.size_table
+    for position, leg in enumerate(legs):
+        if table.get(leg) != ShapeOf(wrt.name, position) or wrt.name in inputs:
+            continue
+        like = [spec.name for spec in network.inputs if spec.axes == wrt.axes]
+        table.set(leg, ShapeOf(like[0], position) if like else None)
+    network = network.with_sizes(table)
+    guessed = ambiguous(network, [leg for leg in legs if table.get(leg) is None])
+    for leg in guessed:
+        table.set(leg, leg)
+    return network.with_sizes(table)
 
 
 def _with_declarations(result: Network, network: Network, other: InputSpec | Network) -> Network:
@@ -161,7 +190,7 @@ def vjp(network: Network, wrt: str, cotangent: InputSpec | Network, *, fresh: Fr
         network = rename_output(
             network, tuple(tuple(fresh(l) if l in clash else l for l in g) for g in network.output), fresh
         )
-    derivative = grad(network, wrt, fresh=fresh, span=span)
+    derivative = _grad(network, wrt, fresh, None, span)
     sizes = SizeTable(derivative.sizes)
     legs = network.output_legs
     if isinstance(cotangent, InputSpec):
@@ -176,7 +205,8 @@ def vjp(network: Network, wrt: str, cotangent: InputSpec | Network, *, fresh: Fr
         terms=terms,
         sizes=sizes.items(),
     )
-    return prune_deltas(_with_declarations(result, network, cotangent))  # Y's legs are summed: deltas go
+    result = prune_deltas(_with_declarations(result, network, cotangent))  # Y's legs are summed: deltas go
+    return settle_shapes(result, spec, result.output_legs)
 
 
 def jvp(network: Network, wrt: str, tangent: InputSpec | Network, *, fresh: Fresh | None = None,
