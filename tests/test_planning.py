@@ -3,7 +3,6 @@ bounded paths."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import random
