@@ -81,6 +81,11 @@ class Coeff:
         drop = set(labels)
         return Coeff(self.value, tuple((label, p) for label, p in self.powers if label not in drop))
 
+    def substitute(self, label: str, size: int) -> "Coeff":
+        """The coefficient with ``|label|`` replaced by the number ``size``."""
+        power = dict(self.powers).get(label, 0)
+        return Coeff(self.value * float(size) ** power, tuple(p for p in self.powers if p[0] != label))
+
     def mentions(self, label: str) -> bool:
         return any(name == label for name, _ in self.powers)
 

@@ -353,22 +353,26 @@ def summed_pattern(network: Network, sizes: Mapping[str, int]) -> Network:
     """Replace Π whose output leg is summed over Π alone by the constant ``M[i, k]`` (``pattern_sum``).
 
     Condition: Π's out-leg ``o`` is not an output leg, occurs in no other tensor of the
-    term and in no coefficient, and Π's three legs differ. ``M[i, k] = Σ_o Π[i, o, k]`` with
-    ``O`` from Π's forward size rule (the value plan-time constant folding would give; this
-    is why KFAC-reduce needs no unfolded buffer).
+    term, and Π's three legs differ. ``M[i, k] = Σ_o Π[i, o, k]`` with ``O`` from Π's
+    forward size rule (the value plan-time constant folding would give; this is why
+    KFAC-reduce needs no unfolded buffer). A coefficient's ``|o|`` (an average over output
+    positions) becomes its number, since ``o`` leaves the term.
     """
     out = set(network.output_legs)
     for t_index, index, tensor, spec in _pattern_uses(network):
         i, o, k = tensor.legs
         term = network.terms[t_index]
-        if o in out or len({i, o, k}) != 3 or term.coeff.mentions(o):
+        if o in out or len({i, o, k}) != 3:
             continue
         if any(o in t.legs for n, t in enumerate(term.tensors) if n != index):
             continue
         if spec.out_size(int(sizes[i]), int(sizes[k])) != int(sizes[o]):
             continue
         new = [Tensor(Kind.PATTERN_SUM, tensor.name, (i, k), tensor.span)]
-        result = _with_sizes(_replace_tensor(network, t_index, index, new), sizes, (i, k))
+        result = _replace_tensor(network, t_index, index, new)
+        terms = list(result.terms)
+        terms[t_index] = Term(terms[t_index].tensors, terms[t_index].coeff.substitute(o, int(sizes[o])))
+        result = _with_sizes(replace(result, terms=tuple(terms)), sizes, (i, k))
         return summed_pattern(result, sizes)
     return network
 
