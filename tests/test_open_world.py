@@ -91,3 +91,84 @@ def test_a_size_keyword_is_asked_for_only_when_no_argument_fixes_it():
     with pytest.raises(tndsl.TnCallError, match="missing size keyword argument"):
         program.O()
     assert torch.equal(program.O(i=2), torch.ones(2))
+
+
+HESSIAN = """
+input X[n, c, i1, i2]
+input W[d, c, k1, k2]
+pattern P = conv(stride=(2, 1), padding=(1, 0))
+size k1 = 3
+size k2 = 2
+size d
+Y[n, d, o1, o2] = X[n, c, i1, i2] * P[i1, o1, k1] * P[i2, o2, k2] * W[d, c, k1, k2]
+L[] = Y[n, d, o1, o2] * Y[n, d, o1, o2]
+H = grad(grad(L, W), W)
+"""
+
+
+def test_nested_derived_forms_and_per_dimension_patterns():
+    program = tndsl.compile(HESSIAN)
+    x, w = torch.randn(2, 3, 9, 8, dtype=torch.float64), torch.randn(4, 3, 3, 2, dtype=torch.float64)
+    torch.testing.assert_close(program.Y(x, w), F.conv2d(x, w, stride=(2, 1), padding=(1, 0)))
+    expected = torch.autograd.functional.hessian(lambda w_: (F.conv2d(x, w_, stride=(2, 1), padding=(1, 0)) ** 2).sum(), w)
+    torch.testing.assert_close(program.H(x, d=4), expected)
+    # printing names each use's dimension, so the printed program means the same
+    assert "P.0[i1, o1, k1] * P.1[i2, o2, k2]" in str(program.Y.network)
+    again = tndsl.compile(tndsl.format_program(tndsl.parse(HESSIAN)))
+    torch.testing.assert_close(again.Y(x, w), program.Y(x, w))
+
+
+def test_explicit_dimensions_and_their_errors():
+    text = "input X[i, j]\npattern P = conv(stride=(2, 1), padding=((1, 0), 1))\nsize k = 2\nsize l = 3\n"
+    program = tndsl.compile(text + "Y[o, p] = X[i, j] * P.1[j, p, l] * P.0[i, o, k]\n")
+    x = torch.randn(7, 6, dtype=torch.float64)
+    expected = F.conv2d(F.pad(x[None, None], (1, 1, 1, 0)), torch.ones(1, 1, 2, 3, dtype=torch.float64), stride=(2, 1))[0, 0]
+    torch.testing.assert_close(program.Y(x), expected)
+    cases = [
+        ("Y[o, p, q] = X[i, j] * P[i, o, k] * P[j, p, l] * P[i, q, k]", "has 2 dimensions but this product uses it 3 times", 5, 50),
+        ("Y[o] = X[i, j] * P.2[i, o, k]", "'P.2' is not one", 5, 18),
+        ("Y[i] = X.1[i, j]", "only a per-dimension pattern has dimensions", 5, 8),
+    ]
+    for line, message, row, col in cases:
+        with pytest.raises(tndsl.TnPatternError, match=message) as info:
+            tndsl.compile(text + line, "p.tn")
+        assert str(info.value).startswith(f"p.tn:{row}:{col}:"), str(info.value)
+    with pytest.raises(tndsl.TnPatternError, match="one value per dimension"):
+        tndsl.compile("pattern P = conv(stride=(2, 1), dilation=(1, 1, 1))")
+
+
+def test_output_padding_below_stride_or_dilation_as_torch():
+    text = """
+input V[n, d, o]
+input W[d, c, k]
+pattern P = conv(stride=1, dilation=2, output_padding=1)
+Y[n, c, i] = V[n, d, o] * P[i, o, k] * W[d, c, k]
+"""
+    v, w = torch.randn(2, 3, 5, dtype=torch.float64), torch.randn(3, 4, 3, dtype=torch.float64)
+    expected = F.conv_transpose1d(v, w, stride=1, dilation=2, output_padding=1)
+    torch.testing.assert_close(tndsl.compile(text).Y(v, w), expected)
+    with pytest.raises(tndsl.TnPatternError, match="smaller than stride or dilation"):
+        tndsl.compile("pattern P = conv(stride=2, dilation=2, output_padding=2)")
+
+
+def test_unicode_names():
+    program = tndsl.compile("input Ω[α, β]\ninput v[β]\nμ[α] = Ω[α, β] * v[β]\n")
+    a, v = torch.randn(3, 4), torch.randn(4)
+    torch.testing.assert_close(program["μ"](a, v), a @ v)
+    assert "μ" in tndsl.compile(tndsl.format_program(tndsl.parse("input Ω[α]\nμ[α] = Ω[α]"))).functions
+
+
+@pytest.mark.parametrize("text", ["Y[n, i] = relu(X[n, i])", "Y[n] = X[n, i] * exp(X[n, i])[n, i]", "Y[n, i] = sigmoid(X)"])
+def test_non_linear_functions_say_what_to_do(text):
+    with pytest.raises(tndsl.TnNameError, match="multilinear") as info:
+        tndsl.compile("input X[n, i]\n" + text, "f.tn")
+    assert str(info.value).startswith("f.tn:2:") and "apply the function in PyTorch" in str(info.value)
+
+
+def test_new_syntax_round_trips_through_the_printer():
+    text = (
+        "pattern P = conv(stride=(2, 1), padding=((1, 0), 2))\ninput A[i, j]\n"
+        "Y[o] = P.1[i, o, k] * A[i, k]\nG = grad(grad(Y, A), A)\nZ[α] = A[α, β]\n"
+    )
+    tree = tndsl.parse(text)
+    assert tndsl.parse(tndsl.format_program(tree)) == tree

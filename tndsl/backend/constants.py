@@ -52,9 +52,9 @@ def constant_value(network: Network, tensor: Tensor, sizes, dtype: torch.dtype, 
     """The dense value of a non-input tensor occurrence for the given label sizes."""
     shape = [int(sizes[leg]) for leg in tensor.legs]
     if tensor.kind is Kind.PATTERN:
-        return dense_pattern(network.pattern(tensor.name), *shape, dtype, device)
+        return dense_pattern(network.spec_of(tensor), *shape, dtype, device)
     if tensor.kind is Kind.PATTERN_SUM:
-        spec = network.pattern(tensor.name)
+        spec = network.spec_of(tensor)
         size_in, kernel = shape
         return dense_pattern(spec, size_in, spec.out_size(size_in, kernel), kernel, dtype, device).sum(1)
     if tensor.kind is Kind.SLICE:
@@ -105,7 +105,7 @@ class ConstantCache:
     def tensor_value(self, network: Network, tensor: Tensor, sizes: Mapping[str, int], dtype, device) -> torch.Tensor:
         """A constant tensor occurrence's dense value (Π by its parameters, not its name)."""
         shape = tuple(int(sizes[leg]) for leg in tensor.legs)
-        what = network.pattern(tensor.name) if tensor.kind.uses_pattern else tensor.slice
+        what = network.spec_of(tensor) if tensor.kind.uses_pattern else tensor.slice
         key = (tensor.kind, what, shape, dtype, str(device))
         return self.get(key, lambda: constant_value(network, tensor, sizes, dtype, device))
 

@@ -132,6 +132,15 @@ class Geometry:
     def symmetric(self) -> bool:
         return all(left == right for left, right in self.pads)
 
+    @property
+    def windows_fit(self) -> bool:
+        """Whether a convolution of the input gives exactly the output size (not so where
+        ``output_padding`` left input positions that no window reaches)."""
+        return all(
+            (i + left + right - d * (k - 1) - 1) // s + 1 == o
+            for i, (left, right), d, k, s, o in zip(self.ins, self.pads, self.dilations, self.kernels, self.strides, self.outs)
+        )
+
 
 @dataclass
 class _Context:
@@ -250,8 +259,9 @@ def _matches(ctx: _Context, roles: tuple[str | None, str | None, str | None]):
         on_a = [p.labels[n] for p in pats for n, role in enumerate(roles) if role == "a"]
         on_b = [p.labels[n] for p in pats for n, role in enumerate(roles) if role == "b"]
         a_roles, b_roles = _roles(ctx, a, b, on_a, group), _roles(ctx, b, a, on_b, group)
-        if a_roles is not None and b_roles is not None:
-            yield _Match(a, b, pats, a_roles, b_roles, Geometry.of(pats))
+        geometry = Geometry.of(pats)
+        if a_roles is not None and b_roles is not None and (roles[0] is None or geometry.windows_fit):
+            yield _Match(a, b, pats, a_roles, b_roles, geometry)
 
 
 def _pattern_pairs(ctx: _Context, roles: tuple[str | None, str | None, str | None]):

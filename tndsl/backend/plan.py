@@ -104,7 +104,7 @@ class _Planner:
 
         pattern = slicing = None
         if tensor.kind is Kind.PATTERN:
-            pattern = PatternUse(network.pattern(tensor.name), *(sizes[leg] for leg in tensor.legs))
+            pattern = PatternUse(network.spec_of(tensor), *(sizes[leg] for leg in tensor.legs))
         elif tensor.kind is Kind.SLICE:
             slicing = (tensor.slice.start, tensor.slice.step)
         return Operand(labels, make=make, pattern=pattern, slicing=slicing)

@@ -69,10 +69,11 @@ class SizeDecl(Node):
 
 @dataclass(frozen=True)
 class Param(Node):
-    """One pattern parameter ``NAME=VALUE``."""
+    """One pattern parameter ``NAME=VALUE``: an int, a string, or a tuple of ints and
+    pairs (one entry per dimension, or a padding pair)."""
 
     name: str
-    value: int | tuple[int, int] | str
+    value: int | tuple | str
 
 
 @dataclass(frozen=True)
@@ -86,18 +87,21 @@ class PatternDecl(Node):
 
 @dataclass(frozen=True)
 class Factor(Node):
-    """A use of a tensor with labels: ``X[n, c, i]``."""
+    """A use of a tensor with labels: ``X[n, c, i]``; ``P.1[i, o, k]`` picks dimension 1
+    of a per-dimension pattern."""
 
     name: str
     labels: tuple[Label, ...]
+    dim: int | None = None
 
 
 @dataclass(frozen=True)
 class Call(Node):
-    """A derived form ``grad(Y, W)``, optionally with labels ``vjp(Y, W, V)[a, b]``."""
+    """A derived form ``grad(Y, W)``, optionally with labels ``vjp(Y, W, V)[a, b]``; an
+    argument is a name or, nested, another call (``grad(grad(L, W), W)``)."""
 
     func: str
-    args: tuple[Label, ...]
+    args: tuple["Label | Expr", ...]
     labels: tuple[Label, ...] | None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..ir import (
     PATTERN_KINDS,
@@ -11,8 +11,8 @@ from ..ir import (
     InputSpec,
     Kind,
     Network,
+    Family,
     PatternParamError,
-    PatternSpec,
     SizeTable,
     Span,
     Tensor,
@@ -24,11 +24,12 @@ from ..ir import (
     UnknownName,
     WrongLegCount,
     check_inferable,
+    family,
     inline,
 )
 from . import ast
 from .declarations import DELTA, Declarations, check_unique
-from .derived import build_derived
+from .derived import DERIVED, build_derived, not_multilinear
 
 __all__ = ["build", "Declarations", "Builder"]
 
@@ -100,7 +101,7 @@ def _input_spec(decl: ast.InputDecl) -> InputSpec:
     return InputSpec(decl.name, tuple(tuple(label.name for label in axis.labels) for axis in decl.axes), decl.span)
 
 
-def _pattern_spec(decl: ast.PatternDecl) -> PatternSpec:
+def _pattern_spec(decl: ast.PatternDecl) -> Family:
     if decl.kind not in PATTERN_KINDS:
         raise TnPatternError(f"unknown pattern kind '{decl.kind}'; expected {', '.join(PATTERN_KINDS)}", decl.span)
     seen: dict[str, ast.Param] = {}
@@ -109,7 +110,7 @@ def _pattern_spec(decl: ast.PatternDecl) -> PatternSpec:
             raise TnPatternError(f"parameter '{param.name}' given twice", param.span)
         seen[param.name] = param
     try:
-        return PatternSpec.create(**{name: param.value for name, param in seen.items()})
+        return family(**{name: param.value for name, param in seen.items()})
     except PatternParamError as error:
         raise TnPatternError(str(error), seen[error.param].span if error.param in seen else decl.span) from None
 
@@ -179,6 +180,7 @@ class Builder:
         open_legs = {label for group in output for label in group}
         final = []
         for term in terms:
+            term = _Term(term.coeff, self._dimensions(term.tensors), term.mentioned)
             legs = {leg for tensor in term.tensors for leg in tensor.legs}
             loose = sorted(term.mentioned - legs - open_legs)
             coeff = term.coeff * Coeff(1.0, tuple((label, 1) for label in loose)) if loose else term.coeff
@@ -223,6 +225,8 @@ class Builder:
             inverse = Coeff(value, powers).inverse()
             return [_Term(t.coeff * inverse, t.tensors, t.mentioned) for t in left]
         if isinstance(expr, ast.Call):
+            if expr.func not in DERIVED:
+                raise not_multilinear(expr)
             if expr.labels is None:
                 raise TnDefinitionError(
                     f"{expr.func}(...) inside an expression needs labels, e.g. {expr.func}(...)[a, b]", expr.span
@@ -238,6 +242,8 @@ class Builder:
             self._declared_size(label.name, sizes, label.span)
         mentioned = frozenset(labels)
         name = factor.name
+        if factor.dim is not None and not isinstance(self.decls.patterns.get(name), tuple):
+            raise TnPatternError(f"'{name}.{factor.dim}': only a per-dimension pattern has dimensions", factor.span)
         if name == DELTA:
             return [_Term(Coeff(), (Tensor(Kind.DELTA, DELTA, labels, factor.span),), mentioned)]
         if name in self.decls.inputs:
@@ -249,7 +255,10 @@ class Builder:
             return [_Term(Coeff(), (Tensor(Kind.INPUT, name, labels, factor.span),), mentioned)]
         if name in self.decls.patterns:
             self._check_count(factor, ("in", "out", "kernel"), "pattern")
-            return [_Term(Coeff(), (Tensor(Kind.PATTERN, name, labels, factor.span),), mentioned)]
+            dims = self.decls.patterns[name]
+            if factor.dim is not None and factor.dim >= len(dims):  # type: ignore[arg-type]
+                raise TnPatternError(f"pattern {name} has {len(dims)} dimensions; '{name}.{factor.dim}' is not one", factor.span)  # type: ignore[arg-type]
+            return [_Term(Coeff(), (Tensor(Kind.PATTERN, name, labels, factor.span, dim=factor.dim),), mentioned)]
         if name in self.decls.definitions:
             network = self.network(name, factor.span)
             return self.inline(network, name, factor.labels, factor.span, spans, sizes)
@@ -273,6 +282,26 @@ class Builder:
         return [_Term(term.coeff, term.tensors, mentioned | frozenset(term.labels)) for term in terms]
 
     # -- helpers -------------------------------------------------------------------------
+    def _dimensions(self, tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """Uses of a per-dimension pattern without an explicit ``.d`` take dimensions 0, 1,
+        … in the order they are written in the product."""
+        counts: dict[str, int] = {}
+        resolved = []
+        for tensor in tensors:
+            dims = self.decls.patterns.get(tensor.name) if tensor.kind is Kind.PATTERN else None
+            if isinstance(dims, tuple) and tensor.dim is None:
+                dim = counts[tensor.name] = counts.get(tensor.name, -1) + 1
+                if dim >= len(dims):
+                    raise TnPatternError(
+                        f"pattern {tensor.name} has {len(dims)} dimensions but this product uses it {dim + 1} times",
+                        tensor.span,
+                        hint=f"pick a dimension explicitly, e.g. {tensor.name}.0[...]",
+                    )
+                tensor = replace(tensor, dim=dim)
+            resolved.append(tensor)
+        return tuple(resolved)
+
+
     def _check_count(self, factor: ast.Factor, legs: tuple[str, ...], kind: str) -> None:
         if len(factor.labels) != len(legs):
             raise WrongLegCount(f"{kind} {factor.name}", legs, len(factor.labels), factor.span)

@@ -22,12 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from ..ir import AbsentInput, FreshNames, InputSpec, Kind, Network, Span, TnArityError, TnNameError, UnknownName, check_inferable
+from ..ir import AbsentInput, FreshNames, TnDefinitionError, InputSpec, Kind, Network, Span, TnArityError, TnNameError, UnknownName, check_inferable
 from ..transforms.rewrite import grad, jvp, rename_output, vjp, vmap
 from . import ast
 from .declarations import Declarations, check_unique
+from .printer import format_expr
 
-__all__ = ["DerivedForm", "DERIVED", "build_derived"]
+__all__ = ["DerivedForm", "DERIVED", "build_derived", "not_multilinear"]
 
 
 class Builder(Protocol):
@@ -54,7 +55,24 @@ def _unknown(builder: Builder, label: ast.Label, what: str) -> TnNameError:
     return UnknownName(what, label.name, label.span, list(builder.decls.definitions) + list(builder.decls.inputs))
 
 
-def _definition(builder: Builder, label: ast.Label, func: str) -> Network:
+def _nested(builder: Builder, call: ast.Call) -> Network:
+    """A derived form written as an argument: ``grad(grad(L, W), W)``."""
+    if call.labels is not None:
+        raise TnDefinitionError(f"a nested {call.func}(...) takes no labels; label the outer call instead", call.span)
+    return build_derived(builder, call, format_expr(call), None)
+
+
+def _name(arg: ast.Label | ast.Expr, what: str) -> ast.Label:
+    """An argument that must be a plain name."""
+    if not isinstance(arg, ast.Label):
+        raise TnDefinitionError(f"{what} must be a name, not an expression", getattr(arg, "span", None))
+    return arg
+
+
+def _definition(builder: Builder, label: ast.Label | ast.Expr, func: str) -> Network:
+    if isinstance(label, ast.Call):
+        return _nested(builder, label)
+    label = _name(label, f"the first argument of {func}()")
     name = label.name
     if name in builder.decls.definitions:
         return builder.network(name, label.span)
@@ -63,8 +81,11 @@ def _definition(builder: Builder, label: ast.Label, func: str) -> Network:
     raise _unknown(builder, label, "definition")
 
 
-def _tensor_arg(builder: Builder, label: ast.Label) -> InputSpec | Network:
-    """A V or T argument: a declared input, or a definition (inlined)."""
+def _tensor_arg(builder: Builder, label: ast.Label | ast.Expr) -> InputSpec | Network:
+    """A V or T argument: a declared input, a definition (inlined), or a nested call."""
+    if isinstance(label, ast.Call):
+        return _nested(builder, label)
+    label = _name(label, "the third argument")
     if label.name in builder.decls.inputs:
         return builder.decls.inputs[label.name]
     if label.name in builder.decls.definitions:
@@ -72,7 +93,8 @@ def _tensor_arg(builder: Builder, label: ast.Label) -> InputSpec | Network:
     raise _unknown(builder, label, "input or definition")
 
 
-def _wrt(builder: Builder, y: Network, label: ast.Label, func: str) -> str:
+def _wrt(builder: Builder, y: Network, label: ast.Label | ast.Expr, func: str) -> str:
+    label = _name(label, f"the second argument of {func}()")
     name = label.name
     if name in builder.decls.patterns:
         raise TnNameError(f"{func}() differentiates with respect to inputs; '{name}' is a pattern", label.span)
@@ -104,7 +126,7 @@ def _linearized(rewrite):
 
 
 def _vmap(builder: Builder, call: ast.Call, y: Network, name: str, span) -> Network:
-    leg = call.args[1]
+    leg = _name(call.args[1], "the leg of vmap()")
     if leg.name in y.labels:
         raise TnNameError(
             f"vmap leg '{leg.name}' clashes with a label of '{y.name}'",
@@ -113,6 +135,7 @@ def _vmap(builder: Builder, call: ast.Call, y: Network, name: str, span) -> Netw
         )
     xs = []
     for arg in call.args[2:]:
+        arg = _name(arg, "an input of vmap()")
         if arg.name not in builder.decls.inputs:
             if arg.name in builder.decls.definitions or arg.name in builder.decls.patterns:
                 raise TnNameError(f"vmap maps over inputs; '{arg.name}' is not an input", arg.span)
@@ -132,11 +155,24 @@ DERIVED: dict[str, DerivedForm] = {
 }
 
 
+def not_multilinear(call: ast.Call) -> TnNameError:
+    """The error for a call that is not a derived form (``relu(X[n, i])``, ``exp(...)``)."""
+    if any(not isinstance(arg, ast.Label) for arg in call.args) or len(call.args) == 1:
+        return TnNameError(
+            f"'{call.func}' is not a tensor-network operation: a network is multilinear in its tensors, "
+            "so non-linear functions cannot appear inside it",
+            call.span,
+            hint="compute the network with tndsl, then apply the function in PyTorch to its result "
+            f"(or to an input before the call); the derived forms are {', '.join(DERIVED)}",
+        )
+    return UnknownName("function", call.func, call.span, DERIVED, hint=f"expected one of {', '.join(DERIVED)}")
+
+
 def build_derived(builder: Builder, call: ast.Call, name: str, output: tuple[ast.Axis, ...] | None) -> Network:
     """The network of a derived form ``func(args)``, renamed to ``output`` when given."""
     form = DERIVED.get(call.func)
     if form is None:
-        raise UnknownName("function", call.func, call.span, DERIVED, hint=f"expected one of {', '.join(DERIVED)}")
+        raise not_multilinear(call)
     if len(call.args) < form.low or (form.high is not None and len(call.args) > form.high):
         expected = form.low if form.high == form.low else f"at least {form.low}"
         raise TnArityError(

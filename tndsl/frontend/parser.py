@@ -150,8 +150,8 @@ class _ToAst(Transformer):
     def int_value(self, meta, children):
         return int(children[0])
 
-    def pair_value(self, meta, children):
-        return (int(children[0]), int(children[1]))
+    def tuple_value(self, meta, children):
+        return tuple(int(child) if isinstance(child, Token) else child for child in children)
 
     def string_value(self, meta, children):
         return str(children[0])[1:-1]
@@ -178,7 +178,8 @@ class _ToAst(Transformer):
 
     def factor(self, meta, children):
         name, *labels = children
-        return ast.Factor(str(name), tuple(labels), span=self._span(meta))
+        dim = int(labels.pop(0)) if labels and isinstance(labels[0], Token) else None
+        return ast.Factor(str(name), tuple(labels), dim, span=self._span(meta))
 
     def call(self, meta, children):
         name, *rest = children

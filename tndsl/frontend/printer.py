@@ -47,9 +47,10 @@ def _precedence(expr: ast.Expr) -> int:
 
 def format_expr(expr: ast.Expr) -> str:
     if isinstance(expr, ast.Factor):
-        return expr.name + _labels(expr.labels)
+        return expr.name + ("" if expr.dim is None else f".{expr.dim}") + _labels(expr.labels)
     if isinstance(expr, ast.Call):
-        text = f"{expr.func}({', '.join(arg.name for arg in expr.args)})"
+        args = (arg.name if isinstance(arg, ast.Label) else format_expr(arg) for arg in expr.args)
+        text = f"{expr.func}({', '.join(args)})"
         return text + ("" if expr.labels is None else _labels(expr.labels))
     if isinstance(expr, ast.Number):
         return repr(expr.value)

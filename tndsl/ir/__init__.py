@@ -9,7 +9,7 @@ from .inline import inline
 from .kinds import Kind, Slice
 from .names import FreshNames
 from .network import Coeff, InputSpec, Network, Tensor, Term, format_network
-from .patterns import PATTERN_KINDS, PatternParamError, PatternSpec
+from .patterns import PATTERN_KINDS, Family, PatternParamError, PatternSpec, family
 from .sizes import ShapeOf, Size, SizeTable
 from .solver import KNOWN, ambiguous, check_inferable, solve
 
@@ -23,6 +23,8 @@ __all__ = [
     "Network",
     "PatternSpec",
     "PatternParamError",
+    "Family",
+    "family",
     "PATTERN_KINDS",
     "Size",
     "SizeTable",

@@ -19,7 +19,7 @@ from typing import Iterable, Mapping, Sequence
 
 from .errors import Span
 from .kinds import Kind, Slice
-from .patterns import PatternSpec
+from .patterns import Family, PatternSpec
 from .sizes import Size, SizeTable
 from .text import format_axes, format_labels, format_number
 
@@ -31,7 +31,8 @@ class Tensor:
     """One occurrence of a tensor: its kind, name, legs and typed parameters.
 
     ``name`` is the input's or pattern's name (``delta`` for deltas, ``slice`` for slices);
-    ``slice`` holds a slice's start and step.
+    ``slice`` holds a slice's start and step, ``dim`` which dimension of a per-dimension
+    pattern a Π is.
     """
 
     kind: Kind
@@ -39,6 +40,7 @@ class Tensor:
     legs: tuple[str, ...]
     span: Span | None = field(default=None, compare=False, repr=False)
     slice: Slice | None = field(default=None, kw_only=True)
+    dim: int | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", Kind(self.kind))  # also accepts the kind's name
@@ -147,7 +149,7 @@ class Network:
     output: tuple[tuple[str, ...], ...]
     terms: tuple[Term, ...]
     inputs: tuple[InputSpec, ...] = ()
-    patterns: tuple[tuple[str, PatternSpec], ...] = ()
+    patterns: tuple[tuple[str, Family], ...] = ()
     sizes: tuple[tuple[str, Size], ...] = ()
     span: Span | None = field(default=None, compare=False, repr=False)
 
@@ -173,8 +175,14 @@ class Network:
                 return spec
         raise KeyError(name)
 
-    def pattern(self, name: str) -> PatternSpec:
-        return dict(self.patterns)[name]
+    def pattern(self, name: str, dim: int | None = None) -> PatternSpec:
+        """The spec of pattern ``name`` (dimension ``dim`` of a per-dimension one)."""
+        found = dict(self.patterns)[name]
+        return found[dim or 0] if isinstance(found, tuple) else found
+
+    def spec_of(self, tensor: Tensor) -> PatternSpec:
+        """The spec of a Π or summed-Π occurrence."""
+        return self.pattern(tensor.name, tensor.dim)
 
     @property
     def size_table(self) -> SizeTable:
@@ -190,7 +198,7 @@ class Network:
     def pruned(
         self,
         inputs: Iterable[InputSpec] | None = None,
-        patterns: Iterable[tuple[str, PatternSpec]] | None = None,
+        patterns: Iterable[tuple[str, Family]] | None = None,
         order: Sequence[str] | None = None,
     ) -> "Network":
         """The network with only the declarations its terms use — the one such walk.
@@ -210,7 +218,7 @@ class Network:
         if order is not None:
             rank = {name: i for i, name in enumerate(order)}
             kept.sort(key=lambda s: rank.get(s.name, len(rank)))
-        found: dict[str, PatternSpec] = {}
+        found: dict[str, Family] = {}
         for name, spec in self.patterns if patterns is None else patterns:
             if name in used_patterns:
                 found.setdefault(name, spec)
@@ -232,7 +240,7 @@ def _term_text(term: Term, output: Sequence[str]) -> tuple[str, bool]:
     present: set[str] = set()
     for tensor in term.tensors:
         name = "slice" if tensor.kind is Kind.SLICE else tensor.name
-        factors.append(name + format_labels(tensor.legs))
+        factors.append(name + ("" if tensor.dim is None else f".{tensor.dim}") + format_labels(tensor.legs))
         present.update(tensor.legs)
     for leg in dict.fromkeys(output):
         if leg not in present:  # a broadcast leg: a one-leg delta is a vector of ones

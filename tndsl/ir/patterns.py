@@ -3,7 +3,7 @@
 ``Π[i, o, k] = 1`` iff ``i = o·stride + k·dilation − pad_left`` with ``0 ≤ i < I``, else 0.
 Size rules (docs/convolutions.md):
 
-- forward: ``O = ⌊(I + pad_left + pad_right − dilation·(K−1) − 1) / stride⌋ + 1``;
+- forward: ``O = ⌊(I − output_padding + pad_left + pad_right − dilation·(K−1) − 1) / stride⌋ + 1``;
 - transpose: ``I = (O−1)·stride − pad_left − pad_right + dilation·(K−1) + 1 + output_padding``;
 - kernel: ``K`` follows from ``I`` and ``O`` only where that is unique, which holds exactly
   when ``stride ≤ dilation`` and the padding does not depend on ``K`` (not ``'same'``).
@@ -15,8 +15,9 @@ torch); ``'valid'`` pads nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Union
 
-__all__ = ["PatternSpec", "PatternParamError", "PATTERN_KINDS"]
+__all__ = ["PatternSpec", "PatternParamError", "PATTERN_KINDS", "Family", "family"]
 
 PATTERN_KINDS = ("conv",)
 PARAMS = ("stride", "padding", "dilation", "output_padding")
@@ -53,9 +54,10 @@ class PatternSpec:
         output_padding = params.get("output_padding", 0)
         if not isinstance(output_padding, int) or isinstance(output_padding, bool) or output_padding < 0:
             raise PatternParamError("output_padding", "output_padding must be a non-negative integer")
-        if output_padding >= stride:
+        if output_padding >= max(stride, dilation):
             raise PatternParamError(
-                "output_padding", f"output_padding must be smaller than stride ({output_padding} >= {stride})"
+                "output_padding",
+                f"output_padding must be smaller than stride or dilation ({output_padding} >= {max(stride, dilation)}), as in torch",
             )
         padding = params.get("padding", 0)
         if isinstance(padding, str):
@@ -86,8 +88,10 @@ class PatternSpec:
         return self.padding
 
     def out_size(self, in_size: int, kernel: int) -> int:
+        """Output positions: the windows that fit, not counting the ``output_padding``
+        positions a transpose convolution adds at the end (which no window reaches)."""
         left, right = self.pads(kernel)
-        return (in_size + left + right - self.dilation * (kernel - 1) - 1) // self.stride + 1
+        return (in_size - self.output_padding + left + right - self.dilation * (kernel - 1) - 1) // self.stride + 1
 
     def in_size(self, out_size: int, kernel: int) -> int:
         left, right = self.pads(kernel)
@@ -136,3 +140,37 @@ def _positive(params: dict, name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise PatternParamError(name, f"{name} must be a positive integer, not {value!r}")
     return value
+
+
+#: A pattern declaration: one spec, or one per spatial dimension.
+Family = Union[PatternSpec, tuple[PatternSpec, ...]]
+
+
+def family(**params: object) -> Family:
+    """Validate a declaration's parameters into one spec or one spec per dimension.
+
+    An int (or ``'same'``/``'valid'``) means every dimension. A tuple of ``stride``,
+    ``dilation`` or ``output_padding`` gives one value per dimension, and then a ``padding``
+    tuple does too (each entry an int or a ``(left, right)`` pair). Without such a tuple, a
+    ``padding`` of two ints is the ``(left, right)`` pair of a one-dimensional pattern; a
+    padding tuple of pairs, or of other than two ints, is per dimension.
+    """
+    lengths = {name: len(value) for name, value in params.items() if isinstance(value, tuple) and name != "padding"}
+    padding = params.get("padding")
+    per_dim_padding = isinstance(padding, tuple) and (
+        bool(lengths) or len(padding) != 2 or any(isinstance(p, tuple) for p in padding)
+    )
+    if per_dim_padding:
+        lengths["padding"] = len(padding)  # type: ignore[arg-type]
+    if not lengths:
+        return PatternSpec.create(**params)
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{name} has {n}" for name, n in lengths.items())
+        raise PatternParamError(next(iter(lengths)), f"per-dimension parameters need one value per dimension ({shown})")
+    (dims,) = set(lengths.values())
+    if dims < 1:
+        raise PatternParamError(next(iter(lengths)), "a per-dimension parameter needs at least one value")
+    return tuple(
+        PatternSpec.create(**{name: value[d] if name in lengths else value for name, value in params.items()})
+        for d in range(dims)
+    )

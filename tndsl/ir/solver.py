@@ -128,7 +128,6 @@ def _solve(network, shapes, keywords, strict=False, use_keywords=True):
         elif keywords is not None and size in keywords:
             state.set(label, int(keywords[size]), f"keyword argument {size}={keywords[size]}")
     shape_of = {spec.name: (spec, shapes[i] if shapes is not None else None) for i, spec in enumerate(network.inputs)}
-    patterns = dict(network.patterns)
     for term in network.terms:
         for tensor in term.tensors:
             if tensor.kind is Kind.INPUT:
@@ -140,7 +139,7 @@ def _solve(network, shapes, keywords, strict=False, use_keywords=True):
                     dim: Value = KNOWN if shape is None else int(shape[axis_index])
                     rules.append(_axis_rule(tensor.name, axis_index, axis, legs, dim))
             elif tensor.kind is Kind.PATTERN:
-                rules.append(_pattern_rule(tensor.name, patterns[tensor.name], *tensor.legs, guesses=guesses))
+                rules.append(_pattern_rule(tensor.name, network.spec_of(tensor), *tensor.legs, guesses=guesses))
             elif tensor.kind is Kind.DELTA and len(tensor.legs) > 1:
                 rules.append(_delta_rule(tensor.legs))
     # first every exact rule; only then, for what is still unknown, a strided Π's

@@ -34,10 +34,10 @@ def format_number(value: int | float) -> str:
     return repr(value)
 
 
-def format_param(value: int | tuple[int, ...] | str) -> str:
-    """A pattern parameter value: ``2``, ``(1, 0)`` or ``'same'``."""
+def format_param(value: int | tuple | str) -> str:
+    """A pattern parameter value: ``2``, ``(1, 0)``, ``((1, 0), 2)`` or ``'same'``."""
     if isinstance(value, tuple):
-        return "(" + ", ".join(str(v) for v in value) + ")"
+        return "(" + ", ".join(format_param(v) for v in value) + ")"
     if isinstance(value, str):
         return f"'{value}'"
     return str(value)

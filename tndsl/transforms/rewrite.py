@@ -92,9 +92,7 @@ def grad(
     (a label clashing with an output leg of ``network`` gets a fresh name); those legs have
     ``wrt``'s sizes (:func:`settle_shapes`).
     """
-    result = _grad(network, wrt, fresh, name, span)
-    spec = network.input(wrt)
-    return settle_shapes(result, spec, result.output_legs[len(network.output_legs) :])
+    return settle_shapes(_grad(network, wrt, fresh, name, span), network.input(wrt))
 
 
 def _grad(network: Network, wrt: str, fresh: Fresh | None, name: str | None, span: Span | None) -> Network:
@@ -135,22 +133,26 @@ def _grad(network: Network, wrt: str, fresh: Fresh | None, name: str | None, spa
     ).pruned()
 
 
-def settle_shapes(network: Network, wrt: InputSpec, legs: Sequence[str]) -> Network:
-    """Give each leg of a removed input (``legs``, in ``wrt``'s declared order) a size
-    source: ``wrt`` itself while it is an argument; else an argument declared exactly as
-    ``wrt`` is (a tangent: same axes, same labels); else, where only a
-    strided Π's transpose rule would give it (a guess), a keyword size named by the leg."""
-    inputs = {spec.name: spec for spec in network.inputs}
+def settle_shapes(network: Network, removed: InputSpec) -> Network:
+    """Give the legs that have an input's size (:class:`ShapeOf`) a source that still
+    exists: the input while it is an argument; else, for the ``removed`` input, an
+    argument declared exactly as it is (a tangent: same axes, same labels); else, where
+    only a strided Π's transpose rule would give the size (a guess), a keyword size named
+    by the leg; else nothing (a ``size`` declaration must fix it)."""
+    inputs = {spec.name for spec in network.inputs}
+    like = [spec.name for spec in network.inputs if spec.axes == removed.axes]
     table = network.size_table
-    for position, leg in enumerate(legs):
-        if table.get(leg) != ShapeOf(wrt.name, position) or wrt.name in inputs:
+    loose = []
+    for label, size in network.sizes:
+        if not isinstance(size, ShapeOf) or size.input in inputs:
             continue
-        like = [spec.name for spec in network.inputs if spec.axes == wrt.axes]
-        table.set(leg, ShapeOf(like[0], position) if like else None)
-    network = network.with_sizes(table)
-    guessed = ambiguous(network, [leg for leg in legs if table.get(leg) is None])
-    for leg in guessed:
-        table.set(leg, leg)
+        if size.input == removed.name and like:
+            table.set(label, ShapeOf(like[0], size.position))
+        else:
+            table.set(label, None)
+            loose.append(label)
+    for label in ambiguous(network.with_sizes(table), loose):
+        table.set(label, label)
     return network.with_sizes(table)
 
 
@@ -206,7 +208,7 @@ def vjp(network: Network, wrt: str, cotangent: InputSpec | Network, *, fresh: Fr
         sizes=sizes.items(),
     )
     result = prune_deltas(_with_declarations(result, network, cotangent))  # Y's legs are summed: deltas go
-    return settle_shapes(result, spec, result.output_legs)
+    return settle_shapes(result, spec)
 
 
 def jvp(network: Network, wrt: str, tangent: InputSpec | Network, *, fresh: Fresh | None = None,

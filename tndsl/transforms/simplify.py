@@ -257,7 +257,7 @@ def _pattern_uses(network: Network):
     for t_index, term in enumerate(network.terms):
         for index, tensor in enumerate(term.tensors):
             if tensor.kind is Kind.PATTERN:
-                yield t_index, index, tensor, network.pattern(tensor.name)
+                yield t_index, index, tensor, network.spec_of(tensor)
 
 
 def _replace_tensor(network: Network, t_index: int, index: int, new: Sequence[Tensor]) -> Network:
@@ -368,7 +368,7 @@ def summed_pattern(network: Network, sizes: Mapping[str, int]) -> Network:
             continue
         if spec.out_size(int(sizes[i]), int(sizes[k])) != int(sizes[o]):
             continue
-        new = [Tensor(Kind.PATTERN_SUM, tensor.name, (i, k), tensor.span)]
+        new = [Tensor(Kind.PATTERN_SUM, tensor.name, (i, k), tensor.span, dim=tensor.dim)]
         result = _replace_tensor(network, t_index, index, new)
         terms = list(result.terms)
         terms[t_index] = Term(terms[t_index].tensors, terms[t_index].coeff.substitute(o, int(sizes[o])))
