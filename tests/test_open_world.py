@@ -172,3 +172,19 @@ def test_new_syntax_round_trips_through_the_printer():
     )
     tree = tndsl.parse(text)
     assert tndsl.parse(tndsl.format_program(tree)) == tree
+
+
+def test_an_empty_batch_gives_empty_results():
+    from pathlib import Path
+
+    gallery = Path(__file__).resolve().parent.parent / "gallery"
+    conv = tndsl.load(gallery / "conv.tn")
+    x, w, b = torch.randn(0, 3, 9, 7), torch.randn(4, 3, 3, 2), torch.randn(4)
+    torch.testing.assert_close(conv.Y2(x, w, b), F.conv2d(x, w, b, stride=2, padding=1))
+    assert conv.Y2(x, w, b).shape == (0, 4, 5, 4)
+    gram = tndsl.compile("input A[n, a]\nG[a, b] = A[n, a] * A[n, b] / |n|\nS[a, b] = A[n, a] * A[n, b]")
+    empty = torch.randn(0, 3)
+    assert torch.equal(gram.S(empty), torch.zeros(3, 3))
+    assert gram.G(empty).isnan().all()  # an average over no samples, as torch.mean gives
+    with pytest.raises(tndsl.TnCallError, match="empty output"):
+        conv.Y1(torch.randn(2, 3, 0), torch.randn(4, 3, 3), b)  # a spatial size 0 is still an error

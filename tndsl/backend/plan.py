@@ -85,8 +85,8 @@ class _Planner:
 
     def strategies(self, term: Term) -> list[Strategy]:
         """The candidates worth building for a term."""
-        if not self.lowering:
-            return [PLAIN]
+        if not self.lowering or 0 in self.sizes.values():
+            return [PLAIN]  # off, or an empty leg: plain einsums handle empty tensors
         if self.lowering == "always":
             return [LOWERED]
         kinds = [t.kind for t in term.tensors if t.kind is not Kind.DELTA]

@@ -92,11 +92,17 @@ class Coeff:
         return any(name == label for name, _ in self.powers)
 
     def evaluate(self, sizes: Mapping[str, int]) -> float:
-        return self.value * math.prod(float(sizes[label]) ** power for label, power in self.powers)
+        """The number for these sizes; dividing by an empty leg's size gives ``inf`` (so an
+        average over an empty batch is ``nan``, as ``torch.mean`` gives)."""
+        return self.value * math.prod(_power(float(sizes[label]), power) for label, power in self.powers)
 
     @property
     def is_one(self) -> bool:
         return self.value == 1.0 and not self.powers
+
+
+def _power(size: float, power: int) -> float:
+    return math.inf if size == 0 and power < 0 else size**power
 
 
 def _sorted_powers(powers: Mapping[str, int]) -> tuple[tuple[str, int], ...]:

@@ -43,11 +43,12 @@ class _State:
     def get(self, label: str) -> Value | None:
         return self.values.get(label)
 
-    def set(self, label: str, value: Value, source: str) -> bool:
-        """Record ``label = value``; True if it is new; raise on a conflict."""
+    def set(self, label: str, value: Value, source: str, empty: bool = False) -> bool:
+        """Record ``label = value``; True if it is new; raise on a conflict. Only an
+        argument's axis (``empty``) may give size 0 (an empty batch)."""
         old = self.values.get(label)
         if old is None:
-            if isinstance(value, int) and value < 1:
+            if isinstance(value, int) and value < (0 if empty else 1):
                 raise SizeConflict(f"leg '{label}' would have size {value} ({source}); sizes must be at least 1")
             self.values[label] = value
             self.sources[label] = source
@@ -161,7 +162,7 @@ def _axis_rule(name: str, axis_index: int, declared: tuple[str, ...], legs: tupl
     def rule(state: _State) -> bool:
         values = [state.get(leg) for leg in legs]
         if len(legs) == 1:
-            return state.set(legs[0], dim, f"{where} (leg {declared[0]})")
+            return state.set(legs[0], dim, f"{where} (leg {declared[0]})", empty=True)
         missing = [i for i, v in enumerate(values) if v is None]
         if not missing and isinstance(dim, int) and _combine(*values) and math.prod(values) != dim:
             sizes = " × ".join(f"{leg}={v}" for leg, v in zip(legs, values))
@@ -172,9 +173,9 @@ def _axis_rule(name: str, axis_index: int, declared: tuple[str, ...], legs: tupl
         leg = legs[missing[0]]
         if isinstance(dim, int) and _combine(*known):
             rest = math.prod(known)
-            if dim % rest:
+            if rest == 0 or dim % rest:
                 raise SizeConflict(f"{where} has size {dim}, which the other legs of ({' '.join(declared)}) (product {rest}) do not divide")
-            return state.set(leg, dim // rest, f"{where} split as ({' '.join(declared)})")
+            return state.set(leg, dim // rest, f"{where} split as ({' '.join(declared)})", empty=True)
         return state.set(leg, KNOWN, f"{where} split as ({' '.join(declared)})")
 
     return rule
@@ -232,7 +233,7 @@ def _delta_rule(legs: tuple[str, ...]):
             if value is not None:
                 changed = False
                 for other in legs:
-                    changed |= state.set(other, value, f"delta leg {leg}")
+                    changed |= state.set(other, value, f"delta leg {leg}", empty=True)
                 return changed
         return False
 
