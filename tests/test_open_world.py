@@ -188,3 +188,31 @@ def test_an_empty_batch_gives_empty_results():
     assert gram.G(empty).isnan().all()  # an average over no samples, as torch.mean gives
     with pytest.raises(tndsl.TnCallError, match="empty output"):
         conv.Y1(torch.randn(2, 3, 0), torch.randn(4, 3, 3), b)  # a spatial size 0 is still an error
+
+
+def test_index_selection_is_indexing_not_a_one_hot():
+    text = "index J[s -> (o1 o2)]\ninput V[n, d, o1, o2]\nY[n, d, s] = V[n, d, o1, o2] * J[s, o1, o2]\n"
+    v, j = torch.randn(2, 3, 4, 5), torch.tensor([0, 7, 19, 3, 7])
+    expected = v.reshape(2, 3, 20)[:, :, j]
+    program = tndsl.compile(text)
+    plan = program.Y.plan(j, v)
+    assert [op.prim for op in plan.ops] == ["take"]
+    torch.testing.assert_close(program.Y(j, v), expected)
+    torch.testing.assert_close(tndsl.compile(text, lowering=False).Y(j, v), expected)  # the one-hot way
+    from tndsl.tools.reference import dense_reference
+
+    torch.testing.assert_close(dense_reference(program.Y.network, [j, v]), expected)
+    with pytest.raises(tndsl.TnCallError, match="'J' is an index: it must hold integers"):
+        program.Y(j.float(), v)
+
+
+def test_randomized_vjp_reads_only_the_sampled_windows():
+    from pathlib import Path
+
+    program = tndsl.load(Path(__file__).resolve().parent.parent / "gallery" / "randomized_vjp.tn")
+    x, v = torch.randn(2, 3, 9, 8, dtype=torch.float64), torch.randn(2, 4, 5, 4, dtype=torch.float64)
+    everything = torch.arange(20)
+    full = torch.nn.grad.conv2d_weight(x, (4, 3, 3, 3), v, stride=2, padding=1)
+    torch.testing.assert_close(program.RW2(x, v, everything), full)  # all positions once: the exact VJP
+    plan = program.RW2.plan(x, v, torch.tensor([1, 5]))
+    assert plan.count("take") == 2 and plan.count("one_hot") == 0 and plan.count("conv_weight") == 0

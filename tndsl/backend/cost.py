@@ -105,6 +105,14 @@ def _conv_transpose(x: Sequence[Shape], p: dict) -> Shape:
     return (x[0][0], x[1][1] * p["groups"]) + ins
 
 
+def _take(x: Sequence[Shape], p: dict) -> Shape:
+    axes = list(p["axes"])
+    rest = [v for a, v in enumerate(x[0]) if a not in axes]
+    if axes == list(range(axes[0], axes[0] + len(axes))):
+        return tuple(x[0][: axes[0]]) + tuple(x[1]) + tuple(x[0][axes[-1] + 1 :])
+    return tuple(x[1]) + tuple(rest)
+
+
 def _gram(x: Sequence[Shape], p: dict) -> Shape:
     b, rows, cols = x[0]
     free = cols if p["transposed"] else rows
@@ -140,6 +148,8 @@ SHAPES: dict[str, Callable[[Sequence[Shape], dict], Shape]] = {
     "conv_weight": lambda x, p: tuple(p["weight"]),
     "conv_transpose": _conv_transpose,
     "fold": lambda x, p: (x[0][0], x[0][1] // math.prod(p["kernel_size"])) + tuple(p["output_size"]),
+    "take": lambda x, p: _take(x, p),
+    "one_hot": lambda x, p: x[0] + (p["classes"],),
     "gram": _gram,
     "gram_chunked": _gram_chunked,
     "embed_diagonal": lambda x, p: tuple(p["shape"]),
@@ -198,6 +208,8 @@ def flops_of(prim: str, inputs: Sequence[Shape], params: dict, out: Shape) -> tu
     and write their result."""
     if prim in VIEWS:
         return 0.0, 0.0
+    if prim == "take":  # reads only the selected entries
+        return float(math.prod(out)), float(2 * math.prod(out) + math.prod(inputs[1]))
     flops = FLOPS[prim](inputs, params, out) if prim in FLOPS else float(math.prod(out))
     moved = float(sum(math.prod(s) for s in inputs) + math.prod(out))
     return flops, moved

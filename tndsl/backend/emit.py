@@ -96,8 +96,21 @@ PRINTERS: dict[str, Printer] = {
         f"F.fold({x[0]}, {_ints(p['output_size'])}, {_ints(p['kernel_size'])}, {_ints(p['dilation'])}, 0, "
         f"{_ints(p['stride'])})"
     ),
+    "take": lambda x, p: f"{x[0]}[{_take(x[1], p)}]",
+    "one_hot": lambda x, p: f"F.one_hot({x[0]}.long(), {int(p['classes'])}).to({_dtype(p['dtype'])})",
     "gram": lambda x, p: f"torch.baddbmm({x[1]}, {_gram_product(x[0], p)}, beta=0, alpha={_float(p['alpha'])})",
 }
+
+
+def _take(index: str, p: dict) -> str:
+    """Advanced indexing: each indexed axis takes its component of the flat index."""
+    parts = [":"] * (max(p["axes"]) + 1)
+    for axis, stride, size in zip(p["axes"], p["strides"], p["sizes"]):
+        component = index if stride == 1 else f"{index} // {int(stride)}"
+        if len(p["axes"]) > 1 and stride * size != math.prod(p["sizes"]):
+            component = f"({component}) % {int(size)}"
+        parts[axis] = component
+    return ", ".join(parts)
 
 
 def _gram_product(u: str, p: dict) -> str:

@@ -72,6 +72,7 @@ class Operand:
     pattern: PatternUse | None = None
     slicing: tuple[int, int] | None = None
     window: bool = False
+    select: int = 0  # an index: its last ``select`` labels are the target legs (var holds integers)
     _value: torch.Tensor | None = field(default=None, repr=False)
 
     @staticmethod
@@ -93,7 +94,7 @@ class Operand:
     @property
     def plain(self) -> bool:
         """A runtime tensor without repeated legs that is not a window view."""
-        return self.var is not None and not self.window and len(set(self.labels)) == len(self.labels)
+        return self.var is not None and not self.window and not self.select and len(set(self.labels)) == len(self.labels)
 
 
 class Roles(NamedTuple):
@@ -191,8 +192,8 @@ def lower(
     operands: list[Operand], keep: tuple[str, ...], sizes: Mapping[str, int], ops: OpList, dtype: torch.dtype
 ) -> list[Operand]:
     """Apply the Π lowerings until none matches; return the new operand list."""
-    if not dtype.is_floating_point or all(op.var is not None for op in operands):
-        return operands  # nothing to lower: no Π, slice or folded matrix
+    if all(op.var is not None and not op.select for op in operands):
+        return operands  # nothing to lower: no Π, slice, folded matrix or index
     matchers: list[Callable[[_Context], list[Operand] | None]] = [
         _conv,
         _conv_weight,
@@ -202,7 +203,10 @@ def lower(
         _fold,
         _slice_view,
         _axis_matrix,
+        _select,
     ]
+    if not dtype.is_floating_point:
+        matchers = [_select]
     changed = True
     while changed:
         changed = False
@@ -575,6 +579,37 @@ def _axis_matrix(ctx: _Context) -> list[Operand] | None:
     var = ctx.ops.add("matmul", var, ctx.ops.constant(matrix, shape=shape, key=("matrix", id(m), m.labels == (i, k))))
     labels = x.labels[:axis] + x.labels[axis + 1 :] + (k,)
     return ctx.replace([x, m], Operand(labels, var=var))
+
+
+def _select(ctx: _Context) -> list[Operand] | None:
+    """``J[s…, t…]·X[…, t…, …]`` for an index ``J`` → ``X`` indexed with ``J``'s integers
+    (one component per target leg): only the selected entries are read, never a one-hot."""
+    for j in ctx.operands:
+        if not j.select:
+            continue
+        source, target = j.labels[: len(j.labels) - j.select], j.labels[len(j.labels) - j.select :]
+        if len(set(j.labels)) != len(j.labels):
+            continue
+        for x in ctx.operands:
+            if x is j or x.var is None or x.select or len(set(x.labels)) != len(x.labels):
+                continue
+            if any(label in x.labels for label in source) or not all(ctx.only_in(t, j, x) for t in target):
+                continue
+            axes = sorted(x.labels.index(t) for t in target)
+            sizes = [ctx.sizes[t] for t in target]
+            strides = [math.prod(sizes[m + 1 :]) for m in range(len(target))]
+            order = [target.index(x.labels[a]) for a in axes]  # which component each indexed axis takes
+            var = ctx.ops.add(
+                "take", x.var, j.var, axes=tuple(axes), strides=tuple(strides[m] for m in order),
+                sizes=tuple(sizes[m] for m in order),
+            )
+            rest = [label for label in x.labels if label not in target]
+            if axes == list(range(axes[0], axes[0] + len(axes))):  # adjacent: the result sits there
+                labels = x.labels[: axes[0]] + source + tuple(l for l in x.labels[axes[-1] + 1 :])
+            else:  # separated: torch puts the indexed dimensions first
+                labels = source + tuple(rest)
+            return ctx.replace([j, x], Operand(tuple(labels), var=var))
+    return None
 
 
 # -- Gram steps ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ deterministic and bounded (:mod:`tndsl.backend.paths`); nothing is searched per 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import torch
@@ -73,15 +73,18 @@ class _Planner:
         dtype = self.signature.dtype
         return dtype.is_floating_point or dtype.is_complex
 
-    def argument(self, tensor, ops: OpList) -> str:
-        """An input cast to the computation's dtype and split into the legs of this use."""
+    def argument(self, tensor, ops: OpList) -> Operand:
+        """An argument as an operand: data cast to the computation's dtype, split into the
+        legs of this use; an index keeps its integers (its target legs are not axes)."""
         var = self.params[tensor.name]
-        if self.dtypes[tensor.name] != self.signature.dtype:
+        selected = len(self.network.input(tensor.name).target)
+        legs = tensor.legs[: len(tensor.legs) - selected]
+        if self.dtypes[tensor.name] != self.signature.dtype and not selected:
             var = ops.add("to", var, dtype=str(self.signature.dtype).removeprefix("torch."))
-        split = tuple(self.sizes[leg] for leg in tensor.legs)
+        split = tuple(self.sizes[leg] for leg in legs)
         if split != tuple(self.shapes[tensor.name]):
             var = ops.add("reshape", var, shape=split)
-        return var
+        return Operand(tensor.legs, var=var, select=selected)
 
     def strategies(self, term: Term) -> list[Strategy]:
         """The candidates worth building for a term."""
@@ -180,8 +183,8 @@ def _term_with(term: Term, planner: _Planner, ops: OpList, strategy: Strategy) -
     operands: list[Operand] = []
     for tensor in term.tensors:
         labels = tuple(merge.find(leg) for leg in tensor.legs)
-        if tensor.kind is Kind.INPUT:
-            operands.append(Operand(labels, var=planner.argument(tensor, ops)))
+        if tensor.kind.argument:
+            operands.append(replace(planner.argument(tensor, ops), labels=labels))
         elif tensor.kind is not Kind.DELTA:
             operands.append(planner.const_operand(tensor, labels))
     present = {label for op in operands for label in op.labels}
@@ -212,6 +215,8 @@ def _contract(
         operands = _project(operands, keep, sizes, ops)
     if strategy.lower:
         operands = lower(operands, keep, sizes, ops, planner.signature.dtype)
+    operands = [_one_hot(op, ops, sizes, planner.signature.dtype) if op.select else op for op in operands]
+    if strategy.lower:
         operands = _reduce_all(operands, keep, ops, sizes)
     zero = ops.constant(planner.constants.zero(planner.signature.dtype, planner.signature.device))
     if len(operands) > 1:
@@ -236,6 +241,15 @@ def _contract(
     return _var(last, ops, sizes), coeff
 
 
+def _one_hot(op: Operand, ops: OpList, sizes: Mapping[str, int], dtype: torch.dtype) -> Operand:
+    """An index no lowering used, as the dense one-hot tensor it stands for."""
+    target = op.labels[len(op.labels) - op.select :]
+    classes = math.prod(sizes[label] for label in target)
+    var = ops.add("one_hot", op.var, classes=classes, dtype=str(dtype).removeprefix("torch."))
+    var = ops.add("reshape", var, shape=tuple(sizes[label] for label in op.labels))
+    return Operand(op.labels, var=var)
+
+
 def _var(op: Operand, ops: OpList, sizes: Mapping[str, int]) -> str:
     """The variable of an operand; a constant is registered (and made only if used)."""
     if op.var is not None:
@@ -249,7 +263,7 @@ def _project(operands: list[Operand], keep: tuple[str, ...], sizes: Mapping[str,
     pattern_legs = {label for op in operands if op.constant for label in op.labels}
     while True:
         best = None
-        runtime = [op for op in operands if not op.constant]
+        runtime = [op for op in operands if not op.constant and not op.select]
         for x, a in enumerate(runtime):
             for b in runtime[x + 1 :]:
                 shared = set(a.labels) & set(b.labels)
@@ -313,6 +327,8 @@ def _reduce(
     is a reshape, and summing that view is cheaper than folding Π into a matrix), and so
     are size-1 legs of runtime tensors (a lowering absorbs them into a reshape).
     """
+    if op.select:
+        return op  # an index's integers are not summed: it is selected with, or made one-hot
     if spare and op.pattern is not None and op.pattern.dense and any(
         o.var is not None and o.labels.count(op.labels[0]) == 1 for o in operands
     ):

@@ -168,6 +168,8 @@ class Function:
             value = bound[spec.name]
             if not isinstance(value, torch.Tensor):
                 raise self._error(f"argument '{spec.name}' must be a torch.Tensor, not {type(value).__name__}")
+            if spec.target and (value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool):
+                raise self._error(f"argument '{spec.name}' is an index: it must hold integers, not {value.dtype}")
             if value.dim() != len(spec.axes):
                 axes = ", ".join("(" + " ".join(a) + ")" if len(a) > 1 else a[0] for a in spec.axes)
                 raise self._error(

@@ -15,6 +15,7 @@ __all__ = [
     "Label",
     "Axis",
     "InputDecl",
+    "IndexDecl",
     "SizeDecl",
     "PatternDecl",
     "Param",
@@ -57,6 +58,15 @@ class InputDecl(Node):
 
     name: str
     axes: tuple[Axis, ...]
+
+
+@dataclass(frozen=True)
+class IndexDecl(Node):
+    """``index NAME[axes -> target]``: an integer argument selecting entries of ``target``."""
+
+    name: str
+    axes: tuple[Axis, ...]
+    target: Axis
 
 
 @dataclass(frozen=True)
@@ -141,7 +151,7 @@ class Definition(Node):
     expr: Expr
 
 
-Statement = Union[InputDecl, SizeDecl, PatternDecl, Definition]
+Statement = Union[InputDecl, IndexDecl, SizeDecl, PatternDecl, Definition]
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def _declarations(program: ast.Program) -> Declarations:
             where = f" (first declared at line {first.line})" if first else ""
             raise TnDefinitionError(f"duplicate definition of '{statement.name}'{where}", statement.span)
         decls.spans[statement.name] = statement.span
-        if isinstance(statement, ast.InputDecl):
+        if isinstance(statement, (ast.InputDecl, ast.IndexDecl)):
             decls.inputs[statement.name] = _input_spec(statement)
         elif isinstance(statement, ast.PatternDecl):
             decls.patterns[statement.name] = _pattern_spec(statement)
@@ -96,9 +96,11 @@ def _declarations(program: ast.Program) -> Declarations:
     return decls
 
 
-def _input_spec(decl: ast.InputDecl) -> InputSpec:
-    check_unique([label for axis in decl.axes for label in axis.labels], f"the declaration of {decl.name}")
-    return InputSpec(decl.name, tuple(tuple(label.name for label in axis.labels) for axis in decl.axes), decl.span)
+def _input_spec(decl: ast.InputDecl | ast.IndexDecl) -> InputSpec:
+    target = decl.target.labels if isinstance(decl, ast.IndexDecl) else ()
+    check_unique([label for axis in decl.axes for label in axis.labels] + list(target), f"the declaration of {decl.name}")
+    axes = tuple(tuple(label.name for label in axis.labels) for axis in decl.axes)
+    return InputSpec(decl.name, axes, decl.span, target=tuple(label.name for label in target))
 
 
 def _pattern_spec(decl: ast.PatternDecl) -> Family:
@@ -248,11 +250,11 @@ class Builder:
             return [_Term(Coeff(), (Tensor(Kind.DELTA, DELTA, labels, factor.span),), mentioned)]
         if name in self.decls.inputs:
             spec = self.decls.inputs[name]
-            self._check_count(factor, spec.legs, "input")
+            self._check_count(factor, spec.legs + spec.target, "index" if spec.target else "input")
             for declared, label in zip(spec.legs, factor.labels):
                 if self.decls.sizes.get(declared) is not None:
                     self._set_size(label.name, self.decls.sizes[declared], sizes, label.span, f"leg {declared} of {name}")
-            return [_Term(Coeff(), (Tensor(Kind.INPUT, name, labels, factor.span),), mentioned)]
+            return [_Term(Coeff(), (Tensor(spec.kind, name, labels, factor.span),), mentioned)]
         if name in self.decls.patterns:
             self._check_count(factor, ("in", "out", "kernel"), "pattern")
             dims = self.decls.patterns[name]

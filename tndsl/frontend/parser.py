@@ -134,6 +134,10 @@ class _ToAst(Transformer):
         name, *axes = children
         return ast.InputDecl(str(name), tuple(axes), span=self._token_span(name))
 
+    def index_decl(self, meta, children):
+        name, *axes = children
+        return ast.IndexDecl(str(name), tuple(axes[:-1]), axes[-1], span=self._token_span(name))
+
     def size_decl(self, meta, children):
         name = children[0]
         value = int(children[1]) if len(children) > 1 else None

@@ -28,6 +28,8 @@ def _labels(labels: tuple[ast.Label, ...]) -> str:
 def format_statement(statement: ast.Statement) -> str:
     if isinstance(statement, ast.InputDecl):
         return f"input {statement.name}{format_axes(statement.axes)}"
+    if isinstance(statement, ast.IndexDecl):
+        return f"index {statement.name}{format_axes(statement.axes)[:-1]} -> {format_axes((statement.target,))[1:]}"
     if isinstance(statement, ast.SizeDecl):
         return f"size {statement.name}" + ("" if statement.value is None else f" = {statement.value}")
     if isinstance(statement, ast.PatternDecl):

@@ -16,6 +16,12 @@ class Kind(str, enum.Enum):
     DELTA = "delta"  #: the copy tensor (one leg: a vector of ones)
     SLICE = "slice"  #: S[i, o] = 1 iff i = start + step·o (made by the Π simplifications)
     PATTERN_SUM = "pattern_sum"  #: M[i, k] = Σ_o Π[i, o, k] (made by the Π simplifications)
+    INDEX = "index"  #: J[s…, t…] = 1 iff argument[s…] = t (row-major over t…): an integer argument
+
+    @property
+    def argument(self) -> bool:
+        """Whether a tensor of this kind is an argument of the compiled function."""
+        return self in (Kind.INPUT, Kind.INDEX)
 
     def __str__(self) -> str:
         return self.value

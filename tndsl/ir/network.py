@@ -131,15 +131,25 @@ class Term:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """A declared input: its name and axes, each axis a tuple of (split) leg labels."""
+    """A declared input: its name and axes, each axis a tuple of (split) leg labels.
+
+    An index input (``index J[s -> t]``) also has ``target`` legs: its argument holds
+    integers, and as a tensor it is the one-hot selection ``J[s, t] = 1 iff arg[s] = t``.
+    """
 
     name: str
     axes: tuple[tuple[str, ...], ...]
     span: Span | None = field(default=None, compare=False, repr=False)
+    target: tuple[str, ...] = field(default=(), kw_only=True)
 
     @property
     def legs(self) -> tuple[str, ...]:
+        """The legs of the argument's axes (an index input's uses add the target legs)."""
         return tuple(label for axis in self.axes for label in axis)
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.INDEX if self.target else Kind.INPUT
 
 
 @dataclass(frozen=True)
@@ -214,7 +224,7 @@ class Network:
         ``order`` (names; unknown names last) when given. A pattern counts as used by a
         Π and by a summed Π alike.
         """
-        used_inputs = {t.name for term in self.terms for t in term.tensors if t.kind is Kind.INPUT}
+        used_inputs = {t.name for term in self.terms for t in term.tensors if t.kind.argument}
         used_patterns = {t.name for term in self.terms for t in term.tensors if t.kind.uses_pattern}
         specs: dict[str, InputSpec] = {}
         for spec in self.inputs if inputs is None else inputs:
@@ -245,7 +255,7 @@ def _term_text(term: Term, output: Sequence[str]) -> tuple[str, bool]:
         (factors if power > 0 else denominator).extend([f"|{label}|"] * abs(power))
     present: set[str] = set()
     for tensor in term.tensors:
-        name = "slice" if tensor.kind is Kind.SLICE else tensor.name
+        name = "slice" if tensor.kind is Kind.SLICE else tensor.name  # (slices are never printed back)
         factors.append(name + ("" if tensor.dim is None else f".{tensor.dim}") + format_labels(tensor.legs))
         present.update(tensor.legs)
     for leg in dict.fromkeys(output):

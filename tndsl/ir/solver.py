@@ -131,7 +131,7 @@ def _solve(network, shapes, keywords, strict=False, use_keywords=True):
     shape_of = {spec.name: (spec, shapes[i] if shapes is not None else None) for i, spec in enumerate(network.inputs)}
     for term in network.terms:
         for tensor in term.tensors:
-            if tensor.kind is Kind.INPUT:
+            if tensor.kind.argument:  # an index's target legs follow its axes, sized elsewhere
                 spec, shape = shape_of[tensor.name]
                 start = 0
                 for axis_index, axis in enumerate(spec.axes):

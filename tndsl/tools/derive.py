@@ -89,7 +89,7 @@ def derive_text(text: str, names: Sequence[str] = (), simplify: bool = False, fi
         if wanted not in decls.definitions:
             raise TnNameError(f"no definition named '{wanted}'; defined: {', '.join(decls.definitions)}")
     fresh = FreshNames(_all_names(program, networks))
-    declared = {s.name for s in program.statements if isinstance(s, ast.InputDecl)}
+    declared = {s.name for s in program.statements if isinstance(s, (ast.InputDecl, ast.IndexDecl))}
     # inputs created by vmap follow, in declaration order, the declared input they extend
     added: dict[str, list[str]] = {}
     anchor = None
@@ -127,6 +127,8 @@ def _all_names(program: ast.Program, networks: dict[str, Network]) -> set[str]:
         used.update(network.labels)
     for statement in program.statements:
         used.add(statement.name)
-        if isinstance(statement, ast.InputDecl):
+        if isinstance(statement, ast.IndexDecl):
+            used.update(label.name for label in statement.target.labels)
+        if isinstance(statement, (ast.InputDecl, ast.IndexDecl)):
             used.update(label.name for axis in statement.axes for label in axis.labels)
     return used

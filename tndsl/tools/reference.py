@@ -62,25 +62,30 @@ def dense_reference(
     if unknown:
         raise TnCallError(f"dense reference of '{network.name}': unknown sizes {', '.join(unknown)}", network.span)
     sizes = {label: int(value) for label, value in values.items()}
-    dtype, device = promote(args)
-    by_name = {spec.name: value.to(dtype) for spec, value in zip(network.inputs, args)}
+    dtype, device = promote([value for spec, value in zip(network.inputs, args) if not spec.target])
+    by_name = {spec.name: value.to(dtype) for spec, value in zip(network.inputs, args) if not spec.target}
+    indices = {spec.name: value for spec, value in zip(network.inputs, args) if spec.target}
 
     legs = network.output_legs
     flat = tuple(sizes[leg] for leg in legs)
     total = torch.zeros(flat, dtype=dtype, device=device)
     for term in network.terms:
-        total = total + _term(term, network, by_name, sizes, dtype, device, legs)
+        total = total + _term(term, network, by_name, indices, sizes, dtype, device, legs)
     grouped = tuple(math.prod(sizes[leg] for leg in group) for group in network.output)
     return total.reshape(grouped)
 
 
-def _term(term: Term, network: Network, by_name, sizes, dtype, device, legs) -> torch.Tensor:
+def _term(term: Term, network: Network, by_name, indices, sizes, dtype, device, legs) -> torch.Tensor:
     operands: list[torch.Tensor] = []
     labels: list[tuple[str, ...]] = []
     for tensor in term.tensors:
         if tensor.kind is Kind.INPUT:
             # split grouped axes into the legs this use names (labels differ per use)
             operands.append(by_name[tensor.name].reshape(tuple(sizes[leg] for leg in tensor.legs)))
+        elif tensor.kind is Kind.INDEX:  # the one-hot selection tensor, materialized
+            classes = math.prod(sizes[leg] for leg in network.input(tensor.name).target)
+            one_hot = torch.nn.functional.one_hot(indices[tensor.name].long(), classes).to(dtype)
+            operands.append(one_hot.reshape(tuple(sizes[leg] for leg in tensor.legs)))
         else:
             try:
                 operands.append(constant_value(network, tensor, sizes, dtype, device))

@@ -105,6 +105,9 @@ def drop_size_one_legs(network: Network, sizes: Mapping[str, int]) -> Network:
     specs: dict[str, InputSpec] = {}
     drop_positions: dict[str, set[int]] = {}
     for spec in network.inputs:
+        if spec.target:  # an index input keeps its legs
+            specs[spec.name], drop_positions[spec.name] = spec, set()
+            continue
         uses = [t for term in network.terms for t in term.tensors if t.kind is Kind.INPUT and t.name == spec.name]
         positions: set[int] = set()
         flat = 0

@@ -145,6 +145,15 @@ def conv_weight_vjp(x, v, *, kernel_size, stride=1, padding: Value = 0, dilation
     return grad
 
 
+def randomized_weight_vjp(x, v, j, *, kernel_size, stride=1, padding: Value = 0, dilation=1, groups=1):
+    """The weight VJP from the output positions ``j`` selects (flat over the spatial axes,
+    repeats counted), times positions / samples: an unbiased estimate of the full VJP."""
+    spatial = tuple(v.shape[2:])
+    counts = torch.bincount(j.flatten().long(), minlength=math.prod(spatial)).to(v.dtype).reshape(spatial)
+    full = conv_weight_vjp(x, v * counts, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return full * (math.prod(spatial) / j.numel())
+
+
 def conv_input_jvp(w, t, *, stride=1, padding: Value = 0, dilation=1, groups=1):
     """``torch.func.jvp`` of ``X ↦ conv(X, W)`` at X = T in direction T."""
     fn = lambda x: conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)  # noqa: E731
@@ -218,6 +227,7 @@ _FAMILIES: dict[str, Reference] = {
     "conv_transpose_unfold": conv_transpose_unfold,
     "conv_input_vjp": conv_input_vjp,
     "conv_weight_vjp": conv_weight_vjp,
+    "randomized_weight_vjp": randomized_weight_vjp,
     "conv_input_jvp": conv_input_jvp,
     "conv_weight_jvp": conv_weight_jvp,
     "kfc": kfc,

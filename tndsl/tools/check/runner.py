@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 
 from ...backend.program import Program, load
-from ...ir import TnError
+from ...ir import TnError, solve
 from ..reference import dense_reference
 from .lines import CheckSpec, parse_check_lines
 from .references import DENSE, REFERENCES
@@ -116,6 +116,7 @@ def _check_one(program: Program, spec: CheckSpec, file: str, dtype, tol: float, 
     }
     keywords = dict(spec.keywords)
     try:
+        tensors.update(_random_indices(network, shapes, keywords, generator, device))
         value = function(**{name: tensors[name] for name in function.inputs}, **keywords)
         dense = dense_reference(network, {name: tensors[name] for name in function.inputs}, keywords)
         row.dense_error = relative_error(value, dense)
@@ -135,6 +136,20 @@ def _check_one(program: Program, spec: CheckSpec, file: str, dtype, tol: float, 
     if not row.passed and not row.message:
         row.message = f"error above tolerance {tol:g}"
     return row
+
+
+def _random_indices(network, shapes: dict, keywords: dict, generator, device) -> dict[str, torch.Tensor]:
+    """Random integers for the index inputs, in range for the legs they select."""
+    specs = [spec for spec in network.inputs if spec.target]
+    if not specs:
+        return {}
+    values, _ = solve(network, [shapes[spec.name] for spec in network.inputs], keywords)
+    indices = {}
+    for spec in specs:
+        use = next(t for term in network.terms for t in term.tensors if t.name == spec.name)
+        high = math.prod(int(values[leg]) for leg in use.legs[len(use.legs) - len(spec.target) :])
+        indices[spec.name] = torch.randint(0, high, shapes[spec.name], generator=generator).to(device)
+    return indices
 
 
 def format_table(rows: Sequence[Row]) -> str:
