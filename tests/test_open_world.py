@@ -216,3 +216,32 @@ def test_randomized_vjp_reads_only_the_sampled_windows():
     torch.testing.assert_close(program.RW2(x, v, everything), full)  # all positions once: the exact VJP
     plan = program.RW2.plan(x, v, torch.tensor([1, 5]))
     assert plan.count("take") == 2 and plan.count("one_hot") == 0 and plan.count("conv_weight") == 0
+
+
+FOLD_CHECK = """# check: Y = myrefs:my_fold(Z, output_size=(8, 7), kernel_size=(3, 2), stride=2, padding=1) with Z[2, 3, 3, 2, 4, 4], i1=8, i2=7
+input Z[n, c, k1, k2, o1, o2]
+pattern P = conv(stride=2, padding=1)
+size i1
+size i2
+Y[n, c, i1, i2] = Z[n, c, k1, k2, o1, o2] * P[i1, o1, k1] * P[i2, o2, k2]
+"""
+
+MYREFS = """import torch.nn.functional as F
+def my_fold(z, *, output_size, kernel_size, stride=1, padding=0):
+    n, c, k1, k2, o1, o2 = z.shape
+    return F.fold(z.reshape(n, c * k1 * k2, o1 * o2), output_size, kernel_size, padding=padding, stride=stride)
+"""
+
+
+def test_check_lines_name_user_references_from_allowed_modules(tmp_path):
+    from tndsl.tools.check import check_file, parse_check_lines
+
+    (tmp_path / "fold.tn").write_text(FOLD_CHECK)
+    (tmp_path / "myrefs_check.py").write_text(MYREFS)
+    text = FOLD_CHECK.replace("myrefs:", "myrefs_check:")
+    (tmp_path / "fold.tn").write_text(text)
+    assert parse_check_lines(text)[0].reference == "myrefs_check:my_fold"
+    (refused,) = check_file(tmp_path / "fold.tn")
+    assert not refused.passed and "may not import" in refused.message  # nothing is imported unasked
+    (row,) = check_file(tmp_path / "fold.tn", modules=["myrefs_check"])
+    assert row.passed and row.error is not None and row.error < 1e-12, row

@@ -29,7 +29,7 @@ class TnCheckError(TnError):
 
 
 _CHECK = re.compile(r"^\s*#\s*check\s*:(.*)$")
-_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<int>-?[0-9]+)|(?P<string>'[^']*'|\"[^\"]*\")|(?P<punct>[=(),\[\]]))")
+_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<int>-?[0-9]+)|(?P<string>'[^']*'|\"[^\"]*\")|(?P<punct>[=(),\[\].:]))")
 
 
 class _Tokens:
@@ -102,9 +102,17 @@ def parse_check_lines(text: str, filename: str = "<string>") -> list[CheckSpec]:
         _, definition, col = tokens.next("name", what="a definition name")
         tokens.next("punct", "=", "'='")
         reference = tokens.next("name", what="a reference name")
-        if reference[1] != DENSE and reference[1] not in REFERENCES:
+        name = reference[1]
+        while tokens.accept("."):  # a user module's dotted path
+            name += "." + tokens.next("name", what="a module name")[1]
+        if tokens.accept(":"):
+            name += ":" + tokens.next("name", what="a function name")[1]
+        elif "." in name:
+            raise TnCheckError("a reference in a module is written module:function", tokens.span(reference[2]))
+        reference = ("name", name, reference[2])
+        if ":" not in name and name != DENSE and name not in REFERENCES:
             raise TnCheckError(
-                f"unknown reference '{reference[1]}'; expected 'dense' or one of {', '.join(sorted(REFERENCES))}",
+                f"unknown reference '{name}'; expected 'dense', module:function or one of {', '.join(sorted(REFERENCES))}",
                 tokens.span(reference[2]),
             )
         tokens.next("punct", "(", "'('")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import math
+import sys
 import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -58,8 +60,14 @@ def check_file(
     dtype: torch.dtype = torch.float64,
     tolerance: float | None = None,
     device: str | torch.device = "cpu",
+    modules: Sequence[str] = (),
 ) -> list[Row]:
-    """Check every definition of a ``.tn`` file; one :class:`Row` per definition."""
+    """Check every definition of a ``.tn`` file; one :class:`Row` per definition.
+
+    A check line may name a reference in a user module (``mymod:my_fold``); only the
+    ``modules`` listed here are imported (from the file's folder first), so checking a file
+    never runs code its author did not ask to trust.
+    """
     path = Path(path)
     tol = TOLERANCE.get(dtype, 1e-5) if tolerance is None else tolerance
     try:
@@ -70,12 +78,14 @@ def check_file(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: a thread pool only costs time
     try:
-        return _check_program(program, specs, path, dtype, tol, device)
+        return _check_program(program, specs, path, dtype, tol, device, tuple(modules))
     finally:
         torch.set_num_threads(threads)
 
 
-def _check_program(program: Program, specs: list[CheckSpec], path: Path, dtype, tol: float, device) -> list[Row]:
+def _check_program(
+    program: Program, specs: list[CheckSpec], path: Path, dtype, tol: float, device, modules: tuple[str, ...]
+) -> list[Row]:
     rows = []
     by_name = {}
     for spec in specs:
@@ -95,11 +105,11 @@ def _check_program(program: Program, specs: list[CheckSpec], path: Path, dtype, 
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # torch: "padding='same' ... zero-padded copy"
-            rows.append(_check_one(program, spec, str(path), dtype, tol, torch.device(device)))
+            rows.append(_check_one(program, spec, str(path), dtype, tol, torch.device(device), modules))
     return rows
 
 
-def _check_one(program: Program, spec: CheckSpec, file: str, dtype, tol: float, device) -> Row:
+def _check_one(program: Program, spec: CheckSpec, file: str, dtype, tol: float, device, modules: tuple[str, ...]) -> Row:
     function = program[spec.definition]
     network = program.networks[spec.definition]
     shapes = dict(spec.shapes)
@@ -121,7 +131,8 @@ def _check_one(program: Program, spec: CheckSpec, file: str, dtype, tol: float, 
         dense = dense_reference(network, {name: tensors[name] for name in function.inputs}, keywords)
         row.dense_error = relative_error(value, dense)
         if spec.reference != DENSE:
-            reference = REFERENCES[spec.reference](*(tensors[name] for name in spec.arguments), **dict(spec.params))
+            function_ = _reference(spec.reference, Path(file), modules)
+            reference = function_(*(tensors[name] for name in spec.arguments), **dict(spec.params))
             row.error = relative_error(value, reference)
             if value.shape != reference.shape:
                 row.message = f"shape {tuple(value.shape)} but {spec.reference} gives {tuple(reference.shape)}"
@@ -136,6 +147,29 @@ def _check_one(program: Program, spec: CheckSpec, file: str, dtype, tol: float, 
     if not row.passed and not row.message:
         row.message = f"error above tolerance {tol:g}"
     return row
+
+
+def _reference(name: str, path: Path, modules: Sequence[str]) -> Callable[..., torch.Tensor]:
+    """A built-in reference, or ``module:function`` from an allowed user module."""
+    if ":" not in name:
+        return REFERENCES[name]
+    module_name, function_name = name.split(":")
+    if module_name not in modules:
+        raise TnError(
+            f"reference '{name}' is in module '{module_name}', which this check may not import",
+            hint=f"allow it with `tndsl check --import {module_name} ...` (or check_file(..., modules=['{module_name}']))",
+        )
+    sys.path.insert(0, str(path.resolve().parent))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise TnError(f"cannot import '{module_name}' for reference '{name}': {error}") from None
+    finally:
+        sys.path.pop(0)
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise TnError(f"module '{module_name}' has no function '{function_name}'")
+    return function
 
 
 def _random_indices(network, shapes: dict, keywords: dict, generator, device) -> dict[str, torch.Tensor]:
@@ -180,10 +214,10 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def check_main(paths: Sequence[str], dtype: torch.dtype = torch.float64) -> int:
+def check_main(paths: Sequence[str], dtype: torch.dtype = torch.float64, modules: Sequence[str] = ()) -> int:
     """Check files, print the table; 0 if every row passed, else 1."""
     rows: list[Row] = []
     for path in paths:
-        rows.extend(check_file(path, dtype=dtype))
+        rows.extend(check_file(path, dtype=dtype, modules=modules))
     print(format_table(rows))
     return 0 if rows and all(row.passed for row in rows) else 1
