@@ -191,12 +191,18 @@ def test_an_empty_batch_gives_empty_results():
 
 
 def test_index_selection_is_indexing_not_a_one_hot():
+    # separated target axes: advanced indexing
+    text = "index J[s -> (a b)]\ninput V[a, n, b]\nY[n, s] = V[a, n, b] * J[s, a, b]\n"
+    v, j = torch.randn(3, 2, 4), torch.tensor([0, 5, 11])
+    program = tndsl.compile(text)
+    assert program.Y.plan(j, v).count("take") == 1
+    torch.testing.assert_close(program.Y(j, v), v.permute(1, 0, 2).reshape(2, 12)[:, j])
     text = "index J[s -> (o1 o2)]\ninput V[n, d, o1, o2]\nY[n, d, s] = V[n, d, o1, o2] * J[s, o1, o2]\n"
     v, j = torch.randn(2, 3, 4, 5), torch.tensor([0, 7, 19, 3, 7])
     expected = v.reshape(2, 3, 20)[:, :, j]
     program = tndsl.compile(text)
     plan = program.Y.plan(j, v)
-    assert [op.prim for op in plan.ops] == ["take"]
+    assert [op.prim for op in plan.ops][0] == "select_flat" and plan.count("one_hot") == 0
     torch.testing.assert_close(program.Y(j, v), expected)
     torch.testing.assert_close(tndsl.compile(text, lowering=False).Y(j, v), expected)  # the one-hot way
     from tndsl.tools.reference import dense_reference
@@ -215,7 +221,8 @@ def test_randomized_vjp_reads_only_the_sampled_windows():
     full = torch.nn.grad.conv2d_weight(x, (4, 3, 3, 3), v, stride=2, padding=1)
     torch.testing.assert_close(program.RW2(x, v, everything), full)  # all positions once: the exact VJP
     plan = program.RW2.plan(x, v, torch.tensor([1, 5]))
-    assert plan.count("take") == 2 and plan.count("one_hot") == 0 and plan.count("conv_weight") == 0
+    assert plan.count("gather_windows") == 1 and plan.count("select_flat") == 1  # X's windows, V's entries
+    assert plan.count("one_hot") == 0 and plan.count("conv_weight") == 0 and plan.count("unfold") == 0
 
 
 FOLD_CHECK = """# check: Y = myrefs:my_fold(Z, output_size=(8, 7), kernel_size=(3, 2), stride=2, padding=1) with Z[2, 3, 3, 2, 4, 4], i1=8, i2=7

@@ -149,6 +149,8 @@ SHAPES: dict[str, Callable[[Sequence[Shape], dict], Shape]] = {
     "conv_transpose": _conv_transpose,
     "fold": lambda x, p: (x[0][0], x[0][1] // math.prod(p["kernel_size"])) + tuple(p["output_size"]),
     "take": lambda x, p: _take(x, p),
+    "select_flat": lambda x, p: tuple(x[0][: p["first"]]) + (math.prod(x[1]),),
+    "gather_windows": lambda x, p: tuple(x[0][: p["first"]]) + (math.prod(x[1]) * x[2][0],),
     "one_hot": lambda x, p: x[0] + (p["classes"],),
     "gram": _gram,
     "gram_chunked": _gram_chunked,
@@ -208,7 +210,7 @@ def flops_of(prim: str, inputs: Sequence[Shape], params: dict, out: Shape) -> tu
     and write their result."""
     if prim in VIEWS:
         return 0.0, 0.0
-    if prim == "take":  # reads only the selected entries
+    if prim in ("take", "select_flat", "gather_windows"):  # reads only the selected entries
         return float(math.prod(out)), float(2 * math.prod(out) + math.prod(inputs[1]))
     flops = FLOPS[prim](inputs, params, out) if prim in FLOPS else float(math.prod(out))
     moved = float(sum(math.prod(s) for s in inputs) + math.prod(out))

@@ -97,6 +97,11 @@ PRINTERS: dict[str, Printer] = {
         f"{_ints(p['stride'])})"
     ),
     "take": lambda x, p: f"{x[0]}[{_take(x[1], p)}]",
+    "select_flat": lambda x, p: f"{x[0]}.flatten({int(p['first'])}).index_select({int(p['first'])}, {x[1]}.reshape(-1))",
+    "gather_windows": lambda x, p: (
+        f"{x[0]}.flatten({int(p['first'])}).index_select({int(p['first'])}, "
+        f"({_window_starts(x[1], p)}).reshape(-1, 1).add({x[2]}).reshape(-1))"
+    ),
     "one_hot": lambda x, p: f"F.one_hot({x[0]}.long(), {int(p['classes'])}).to({_dtype(p['dtype'])})",
     "gram": lambda x, p: f"torch.baddbmm({x[1]}, {_gram_product(x[0], p)}, beta=0, alpha={_float(p['alpha'])})",
 }
@@ -111,6 +116,17 @@ def _take(index: str, p: dict) -> str:
             component = f"({component}) % {int(size)}"
         parts[axis] = component
     return ", ".join(parts)
+
+
+def _window_starts(index: str, p: dict) -> str:
+    """The flat offset of each selected window's first entry in the flattened input."""
+    terms = []
+    for stride, size, step in zip(p["strides"], p["sizes"], p["steps"]):
+        component = index if stride == 1 else f"{index} // {int(stride)}"
+        if stride * size != math.prod(p["sizes"]):
+            component = f"({component}) % {int(size)}"
+        terms.append(f"({component}) * {int(step)}")
+    return " + ".join(terms)
 
 
 def _gram_product(u: str, p: dict) -> str:

@@ -56,6 +56,29 @@ class PatternUse(NamedTuple):
         return self.dense and self.size_in == self.size_out * self.kernel
 
 
+class Window(NamedTuple):
+    """One windowed axis of a window view: its axis in the padded input, the labels of its
+    out- and kernel legs, and its geometry."""
+
+    axis: int
+    out: str
+    kernel: str
+    stride: int
+    dilation: int
+    size_kernel: int
+    size_out: int
+
+
+@dataclass(frozen=True)
+class WindowBase:
+    """Where a window view comes from: the padded input's variable and labels, and its
+    windows (so a selection of windows can read them straight from the input)."""
+
+    var: str
+    labels: tuple[str, ...]
+    windows: tuple[Window, ...]
+
+
 @dataclass
 class Operand:
     """A tensor in flight: a variable (``var``) or a constant, and its labels.
@@ -73,6 +96,7 @@ class Operand:
     slicing: tuple[int, int] | None = None
     window: bool = False
     select: int = 0  # an index: its last ``select`` labels are the target legs (var holds integers)
+    base: WindowBase | None = None  # for a window view: the padded input it views
     _value: torch.Tensor | None = field(default=None, repr=False)
 
     @staticmethod
@@ -436,6 +460,10 @@ def _window_view(ctx: _Context) -> list[Operand] | None:
             pads[axis] = (left, right)
             windows.append((axis, span, use, use.size_in + left + right, p))
         var = ctx.pad(x.var, pads)
+        base = WindowBase(var, x.labels, tuple(
+            Window(axis, p.labels[1], p.labels[2], use.spec.stride, use.spec.dilation, use.kernel, use.size_out)
+            for axis, _, use, _, p in sorted(windows, key=lambda w: w[0])
+        ))
         for axis, span, use, padded, p in sorted(windows, key=lambda w: -w[0]):
             var = ctx.ops.add("unfold", var, axis=axis, size=span, step=use.spec.stride)
             if (padded - span) // use.spec.stride + 1 != use.size_out:
@@ -444,7 +472,7 @@ def _window_view(ctx: _Context) -> list[Operand] | None:
                 var = ctx.ops.add("step", var, step=use.spec.dilation)
             var = ctx.ops.add("movedim", var, source=-1, destination=axis + 1)
             labels[axis : axis + 1] = [p.labels[1], p.labels[2]]
-        return ctx.replace([x, *pats], Operand(tuple(labels), var=var, window=True))
+        return ctx.replace([x, *pats], Operand(tuple(labels), var=var, window=True, base=base))
     return None
 
 
@@ -595,6 +623,16 @@ def _select(ctx: _Context) -> list[Operand] | None:
                 continue
             if any(label in x.labels for label in source) or not all(ctx.only_in(t, j, x) for t in target):
                 continue
+            if x.base is not None:
+                gathered = _gather_windows(ctx, j, x, source, target)
+                if gathered is not None:
+                    return gathered
+            first = len(x.labels) - len(target)
+            if x.labels[first:] == target and not x.window:  # trailing, in the index's order
+                var = ctx.ops.add("select_flat", x.var, j.var, first=first)
+                labels = x.labels[:first] + source
+                var = ctx.ops.add("reshape", var, shape=tuple(ctx.sizes[label] for label in labels))
+                return ctx.replace([j, x], Operand(labels, var=var))
             axes = sorted(x.labels.index(t) for t in target)
             sizes = [ctx.sizes[t] for t in target]
             strides = [math.prod(sizes[m + 1 :]) for m in range(len(target))]
@@ -610,6 +648,37 @@ def _select(ctx: _Context) -> list[Operand] | None:
                 labels = source + tuple(rest)
             return ctx.replace([j, x], Operand(tuple(labels), var=var))
     return None
+
+
+def _gather_windows(ctx: _Context, j: Operand, x: Operand, source: tuple[str, ...], target: tuple[str, ...]) -> list[Operand] | None:
+    """Selected windows read straight from the padded input: one flat ``index_select`` of
+    the window entries (start offset per sample plus a constant kernel offset), where the
+    windowed axes are the input's last ones and the index selects every window leg."""
+    base = x.base
+    assert base is not None
+    shape = ctx.ops.shape(base.var)
+    first = len(shape) - len(base.windows)
+    if sorted(w.out for w in base.windows) != sorted(target) or [w.axis for w in base.windows] != list(range(first, len(shape))):
+        return None
+    if any(label in base.labels[:first] for label in source):
+        return None
+    flat = [math.prod(shape[w.axis + 1 :]) for w in base.windows]  # element strides of the spatial axes
+    sizes = [ctx.sizes[t] for t in target]
+    strides = [math.prod(sizes[m + 1 :]) for m in range(len(target))]  # of the flat index over target
+    order = [target.index(w.out) for w in base.windows]
+    offsets = torch.zeros(1, dtype=torch.long)
+    for w, step in zip(base.windows, flat):
+        offsets = (offsets[:, None] + torch.arange(w.size_kernel)[None, :] * (w.dilation * step)).reshape(-1)
+    offsets_var = ctx.ops.constant(lambda: offsets, shape=tuple(offsets.shape), key=("offsets", tuple(offsets.tolist())))
+    var = ctx.ops.add(
+        "gather_windows", base.var, j.var, offsets_var, first=first,
+        strides=tuple(strides[m] for m in order), sizes=tuple(sizes[m] for m in order),
+        steps=tuple(w.stride * step for w, step in zip(base.windows, flat)),
+    )
+    kernels = [w.kernel for w in base.windows]
+    labels = base.labels[:first] + source + tuple(kernels)
+    var = ctx.ops.add("reshape", var, shape=tuple(ctx.sizes[label] for label in labels))
+    return ctx.replace([j, x], Operand(labels, var=var))
 
 
 # -- Gram steps ----------------------------------------------------------------------------
