@@ -102,6 +102,7 @@ def greedy(operands: Sequence[Labels], keep: frozenset, sizes: Mapping[str, int]
     sizes of the two operands), among pairs that share a label; then outer products,
     smallest first. Ties go to the pair created earliest."""
     alive: dict[int, Labels] = dict(enumerate(operands))
+    size = {k: _size(labels, sizes) for k, labels in alive.items()}
     counts: dict[str, int] = {}
     holders: dict[str, set[int]] = {}
     for k, labels in alive.items():
@@ -109,16 +110,17 @@ def greedy(operands: Sequence[Labels], keep: frozenset, sizes: Mapping[str, int]
             counts[label] = counts.get(label, 0) + 1
             holders.setdefault(label, set()).add(k)
     heap: list[tuple[int, int, int]] = []
+    queued: set[tuple[int, int]] = set()
 
-    def needed_after(a: int, b: int) -> frozenset:
-        both = alive[a] | alive[b]
-        return frozenset(l for l in both if l in keep or counts[l] > (l in alive[a]) + (l in alive[b]))
+    def result_of(a: int, b: int) -> Labels:
+        x, y = alive[a], alive[b]
+        return frozenset(l for l in x | y if l in keep or counts[l] > (l in x) + (l in y))
 
     def push(a: int, b: int) -> None:
-        a, b = min(a, b), max(a, b)
-        result = _result(alive[a], alive[b], needed_after(a, b))
-        gain = _size(result, sizes) - _size(alive[a], sizes) - _size(alive[b], sizes)
-        heapq.heappush(heap, (gain, a, b))
+        pair = (min(a, b), max(a, b))
+        if pair not in queued:
+            queued.add(pair)
+            heapq.heappush(heap, (_size(result_of(*pair), sizes) - size[a] - size[b], *pair))
 
     for label in sorted(holders):
         members = sorted(holders[label])
@@ -128,16 +130,14 @@ def greedy(operands: Sequence[Labels], keep: frozenset, sizes: Mapping[str, int]
     ids = list(range(len(operands)))  # positions in opt_einsum's list, by operand id
     steps: list[tuple[int, int]] = []
     next_id = len(operands)
-    seen: set[tuple[int, int]] = set()
     while len(alive) > 1:
         if heap:
-            gain, a, b = heapq.heappop(heap)
-            if a not in alive or b not in alive or (a, b) in seen:
+            _, a, b = heapq.heappop(heap)
+            if a not in alive or b not in alive:
                 continue
-            seen.add((a, b))
         else:  # no shared labels left: outer products of the two smallest
-            a, b = sorted(sorted(alive, key=lambda k: (_size(alive[k], sizes), k))[:2])
-        result = _result(alive[a], alive[b], needed_after(a, b))
+            a, b = sorted(sorted(alive, key=lambda k: (size[k], k))[:2])
+        result = result_of(a, b)
         i, j = sorted((ids.index(a), ids.index(b)))
         steps.append((i, j))
         ids = [k for k in ids if k not in (a, b)] + [next_id]
@@ -145,8 +145,8 @@ def greedy(operands: Sequence[Labels], keep: frozenset, sizes: Mapping[str, int]
             counts[label] -= (label in alive[a]) + (label in alive[b])
             holders[label] -= {a, b}
         del alive[a], alive[b]
-        alive[next_id] = result
-        for label in sorted(result):
+        alive[next_id], size[next_id] = result, _size(result, sizes)
+        for label in result:
             counts[label] += 1
         for label in sorted(result):
             for other in sorted(holders.get(label, ())):

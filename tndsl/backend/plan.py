@@ -18,7 +18,7 @@ deterministic and bounded (:mod:`tndsl.backend.paths`); nothing is searched per 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
@@ -152,8 +152,11 @@ class _UnionFind:
 def _term(term: Term, planner: _Planner) -> str:
     """The variable holding one product term: the cheapest candidate plan, merged into
     the network's op list."""
+    strategies = planner.strategies(term)
+    if len(strategies) == 1 and strategies[0].lower == strategies[0].gram:  # no dense Π to guard: plan in place
+        return _term_with(term, planner, planner.ops, strategies[0])
     best = None
-    for strategy in planner.strategies(term):
+    for strategy in strategies:
         ops = planner.ops.child()
         var = _term_with(term, planner, ops, strategy)
         if ops.constant_bytes(var) > MAX_CONSTANT_BYTES:
@@ -184,7 +187,9 @@ def _term_with(term: Term, planner: _Planner, ops: OpList, strategy: Strategy) -
     for tensor in term.tensors:
         labels = tuple(merge.find(leg) for leg in tensor.legs)
         if tensor.kind.argument:
-            operands.append(replace(planner.argument(tensor, ops), labels=labels))
+            operand = planner.argument(tensor, ops)
+            operand.labels = labels
+            operands.append(operand)
         elif tensor.kind is not Kind.DELTA:
             operands.append(planner.const_operand(tensor, labels))
     present = {label for op in operands for label in op.labels}
