@@ -18,7 +18,7 @@ from .constants import ConstantCache
 from .emit import compile_plan, function_name
 from .ops import Plan
 from .plan import plan
-from .signature import Signature
+from .signature import Signature, promote
 
 __all__ = ["Program", "Function", "compile", "load"]
 
@@ -69,34 +69,40 @@ class Function:
         return f"<tndsl function {self.name}({args})>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        try:  # fast path: a call signature planned before
+        try:  # fast path: a call signature planned before (types are part of it: 2 != 2.0)
             key = (
-                tuple((a.shape, a.dtype, a.device) for a in args),
-                tuple((k, v.shape, v.dtype, v.device) if isinstance(v, torch.Tensor) else (k, v) for k, v in kwargs.items()),
+                tuple((type(a), a.shape, a.dtype, a.device) for a in args),
+                tuple((k, v.shape, v.dtype, v.device) if isinstance(v, torch.Tensor) else (k, type(v), v) for k, v in kwargs.items()),
             )
             hit = self._fast.get(key)
         except (AttributeError, TypeError):
             key, hit = None, None
         if hit is not None:
             function, order = hit
-            if order is None:
-                return function(*args)
-            return function(*[args[i] if isinstance(i, int) else kwargs[i] for i in order])
+            try:
+                if order is None:
+                    return function(*args)
+                return function(*[args[i] if isinstance(i, int) else kwargs[i] for i in order])
+            except NotImplementedError as error:  # e.g. an op torch lacks for this dtype and device
+                raise self._unsupported(error, args, kwargs) from None
         tensors, keywords = self._bind(args, kwargs)
         signature = (tuple((t.shape, t.dtype, t.device) for t in tensors), tuple(keywords.items()))
         entry = self._cache.get(signature)
         if entry is None:
             entry = self._cache[signature] = self._compile(tensors, keywords)
             if len(self._cache) > MAX_PLANS:  # least recently planned out; its fast keys too
-                old, _ = self._cache.popitem(last=False)
-                self._fast = {k: v for k, v in self._fast.items() if v[0] is not self._cache.get(old, (None,))[0]}
+                _, (dropped, _) = self._cache.popitem(last=False)
+                self._fast = {k: v for k, v in self._fast.items() if v[0] is not dropped}
         else:
             self._cache.move_to_end(signature)
         if key is not None:
             positions = {n: i for i, n in enumerate(self.inputs[: len(args)])}
             order = [positions.get(n, n) for n in self.inputs]
             self._fast[key] = (entry[0], None if order == list(range(len(args))) else order)
-        return entry[0](*tensors)
+        try:
+            return entry[0](*tensors)
+        except NotImplementedError as error:
+            raise self._unsupported(error, args, kwargs) from None
 
     def source(self, *args: Any, **kwargs: Any) -> str:
         """The generated Python source for these arguments' shapes, dtypes and device."""
@@ -112,6 +118,11 @@ class Function:
     def _error(self, message: str) -> TnCallError:
         return TnCallError(f"calling '{self.name}': {message}", self.network.span)
 
+    def _unsupported(self, error: NotImplementedError, args: tuple, kwargs: dict) -> TnCallError:
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        dtype, device = promote(tensors)
+        return self._error(f"torch cannot compute this network in {dtype} on {device}: {error}")
+
     def _bind(self, args: tuple, kwargs: dict) -> tuple[list[torch.Tensor], dict[str, int]]:
         names = self.inputs
         if len(args) > len(names):
@@ -119,7 +130,7 @@ class Function:
         bound: dict[str, Any] = dict(zip(names, args))
         keywords: dict[str, int] = {}
         for key, value in kwargs.items():
-            if key in names:
+            if key in names and (key not in self.keywords or isinstance(value, torch.Tensor)):
                 if key in bound:
                     raise self._error(f"argument '{key}' given twice")
                 bound[key] = value

@@ -268,7 +268,8 @@ class Builder:
             self._declared_size(label.name, sizes, label.span)
         terms, mapping = inline(network, [label.name for label in labels], self.fresh)
         for inner, size in network.sizes:
-            self._set_size(mapping[inner], size, sizes, span, f"leg {inner} of {what}")
+            if inner in mapping:  # a size table may keep entries of labels rewrites removed
+                self._set_size(mapping[inner], size, sizes, span, f"leg {inner} of {what}")
         mentioned = frozenset(label.name for label in labels)
         return [_Term(term.coeff, term.tensors, mentioned | frozenset(term.labels)) for term in terms]
 
