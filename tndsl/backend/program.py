@@ -12,9 +12,11 @@ import torch
 
 from ..frontend import ast
 from ..frontend.builder import build
+from ..frontend.limits import MAX_SIZE, Limits
 from ..frontend.parser import parse
-from ..ir import Network, TnCallError, TnError, solve
+from ..ir import Network, TnCallError, TnError, TnNotSupportedError, solve
 from .constants import ConstantCache
+from .einsum import MAX_LETTERS, TooManyLegs
 from .emit import compile_plan, function_name
 from .ops import Plan
 from .plan import plan
@@ -135,8 +137,8 @@ class Function:
                     raise self._error(f"argument '{key}' given twice")
                 bound[key] = value
             elif key in self.keywords:
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise self._error(f"size '{key}' must be a positive integer, not {value!r}")
+                if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
+                    raise self._error(f"size '{key}' must be a positive integer up to 2**63 - 1, not {value!r}")
                 keywords[key] = value
             else:
                 expected = ", ".join(names + self.keywords)
@@ -172,17 +174,25 @@ class Function:
         if unknown:  # not reached: the static check in _with_keyword_sizes covers every label
             raise self._error(f"cannot infer the size of leg(s) {', '.join(unknown)}")
         signature = Signature.of(tensors, values)
-        return plan(self.network, signature, self.lowering, self._constants)
+        try:
+            return plan(self.network, signature, self.lowering, self._constants)
+        except TooManyLegs as error:
+            raise TnNotSupportedError(
+                f"in '{self.name}': {error} with a diagonal (a leg repeated on one tensor); "
+                f"torch.einsum names at most {MAX_LETTERS} legs",
+                self.network.span,
+                "split the tensor's legs into fewer, grouped axes",
+            ) from None
 
 
 class Program:
     """A parsed and built ``.tn`` program: one :class:`Function` per definition."""
 
-    def __init__(self, text: str, filename: str = "<string>", lowering: bool | None = None):
+    def __init__(self, text: str, filename: str = "<string>", lowering: bool | None = None, limits: Limits | None = None):
         self.text = text
         self.filename = filename
-        self.ast: ast.Program = parse(text, filename)
-        self.declarations, self.networks = build(self.ast)
+        self.ast: ast.Program = parse(text, filename, limits)
+        self.declarations, self.networks = build(self.ast, limits)
         self.functions = {name: Function(net, lowering) for name, net in self.networks.items()}
 
     def __getitem__(self, name: str) -> Function:
@@ -204,16 +214,22 @@ class Program:
         return f"<tndsl program {self.filename}: {', '.join(self.functions)}>"
 
 
-def compile(text: str, filename: str = "<string>", lowering: bool | None = None) -> Program:  # noqa: A001
-    """Parse, check and build a program; its definitions compile lazily per shape."""
-    return Program(text, filename, lowering)
+def compile(  # noqa: A001
+    text: str, filename: str = "<string>", lowering: bool | None = None, limits: Limits | None = None
+) -> Program:
+    """Parse, check and build a program; its definitions compile lazily per shape.
+
+    ``limits`` (:class:`tndsl.Limits`) bound the program's size; by default the built-in
+    limits, each overridden by its ``TNDSL_<FIELD>`` environment variable.
+    """
+    return Program(text, filename, lowering, limits)
 
 
-def load(path: str | os.PathLike, lowering: bool | None = None) -> Program:
+def load(path: str | os.PathLike, lowering: bool | None = None, limits: Limits | None = None) -> Program:
     """Load a ``.tn`` file; messages name it by the path given."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise TnError(f"cannot read {path}: {error.strerror}") from None
-    return Program(text, str(path), lowering)
+    return Program(text, str(path), lowering, limits)

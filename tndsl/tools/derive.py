@@ -11,26 +11,22 @@ from typing import Sequence
 
 from ..frontend import ast
 from ..frontend.builder import build
+from ..frontend.limits import Limits
 from ..frontend.parser import parse
 from ..frontend.printer import format_axes, format_statement
-from ..ir import FreshNames, Kind, Network, TnNameError, TnNotSupportedError, format_network, solve
+from ..ir import FreshNames, Kind, Network, Source, Span, TnNameError, TnNotSupportedError, format_network, solve
 from ..transforms.simplify import prune_deltas
 
 __all__ = ["derive_text"]
 
 
 def _contains_call(expr: ast.Expr) -> bool:
-    if isinstance(expr, ast.Call):
-        return True
-    if isinstance(expr, ast.BinOp):
-        return _contains_call(expr.left) or _contains_call(expr.right)
-    if isinstance(expr, ast.Neg):
-        return _contains_call(expr.operand)
-    return False
+    return any(isinstance(node, ast.Call) for node in ast.walk(expr))
 
 
-def _printable(network: Network, decls, fresh: FreshNames) -> tuple[Network, list[ast.SizeDecl]]:
-    """Rename labels whose size only the size table knows; declare their sizes."""
+def _printable(network: Network, decls, fresh: FreshNames, span: Span | None) -> tuple[Network, list[ast.SizeDecl]]:
+    """Rename labels whose size only the size table knows; declare their sizes. A label
+    whose size is a keyword that text cannot give it is an error at ``span``."""
     # the sizes that re-parsing the printed definition will find
     table: dict[str, int | str] = {}
     for label in network.labels:
@@ -58,13 +54,21 @@ def _printable(network: Network, decls, fresh: FreshNames) -> tuple[Network, lis
         elif isinstance(size, str) and size not in network.labels and size not in mapping.values():
             mapping[label] = size  # a keyword size: name the leg after the keyword
         else:
-            raise TnNotSupportedError(f"cannot print '{network.name}': the size of leg '{label}' is not expressible")
+            keyword = isinstance(size, str)
+            reason = f"is the keyword size '{size}', whose label names another leg" if keyword else "has no source in text"
+            raise TnNotSupportedError(
+                f"cannot print '{network.name}' as .tn text: the size of its leg '{label}' {reason}",
+                span,
+                f"use another label for the leg of size '{size}' in the definitions it derives from" if keyword else None,
+            )
     terms = tuple(term.renamed(mapping) for term in network.terms)
     output = tuple(tuple(mapping.get(l, l) for l in group) for group in network.output)
     return Network(network.name, output, terms, network.inputs, network.patterns, network.sizes), new_sizes
 
 
-def derive_text(text: str, names: Sequence[str] = (), simplify: bool = False, filename: str = "<string>") -> str:
+def derive_text(
+    text: str, names: Sequence[str] = (), simplify: bool = False, filename: str = "<string>", limits: Limits | None = None
+) -> str:
     """The program with derived definitions expanded into plain ``.tn`` definitions.
 
     ``names`` restricts the expansion to those definitions (all derived ones by default).
@@ -73,8 +77,8 @@ def derive_text(text: str, names: Sequence[str] = (), simplify: bool = False, fi
     file's header comment (the comment lines before its first statement, with any
     ``# check:`` lines) is kept, so a derived gallery program still checks itself.
     """
-    program = parse(text, filename)
-    decls, networks = build(program)
+    program = parse(text, filename, limits)
+    decls, networks = build(program, limits)
     for wanted in names:
         if wanted not in decls.definitions:
             raise TnNameError(f"no definition named '{wanted}'; defined: {', '.join(decls.definitions)}")
@@ -89,7 +93,7 @@ def derive_text(text: str, names: Sequence[str] = (), simplify: bool = False, fi
         elif anchor is not None:
             added.setdefault(anchor, []).append(input_name)
     lines: list[str] = []
-    for line in text.splitlines():
+    for line in Source(text).lines():  # lines as the parser counts them
         if line.strip() and not line.lstrip().startswith("#"):
             break
         lines.append(line.rstrip())
@@ -98,7 +102,7 @@ def derive_text(text: str, names: Sequence[str] = (), simplify: bool = False, fi
             network = networks[statement.name]
             if simplify:
                 network = prune_deltas(network)
-            network, sizes = _printable(network, decls, fresh)
+            network, sizes = _printable(network, decls, fresh, statement.span)
             lines.extend(format_statement(s) for s in sizes)
             lines.append(format_network(network, statement.name))
         else:
