@@ -6,17 +6,21 @@ from __future__ import annotations
 import string
 from typing import Callable, Sequence
 
-__all__ = ["einsum_equation", "letter", "MAX_LETTERS"]
+__all__ = ["einsum_equation", "letter", "MAX_LETTERS", "TooManyLegs"]
 
 _LETTERS = string.ascii_letters
 #: How many distinct legs ``torch.einsum`` can name (its letters).
 MAX_LETTERS = len(_LETTERS)
 
 
+class TooManyLegs(ValueError):
+    """A step ``torch.einsum`` cannot spell: more distinct legs than it has letters."""
+
+
 def letter(index: int) -> str:
     """The ``index``-th letter ``torch.einsum`` accepts."""
     if index >= MAX_LETTERS:
-        raise ValueError(f"more than {MAX_LETTERS} distinct legs in one contraction step")
+        raise TooManyLegs(f"more than {MAX_LETTERS} distinct legs in one contraction step")
     return _LETTERS[index]
 
 

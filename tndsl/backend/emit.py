@@ -1,9 +1,10 @@
 """Printing a :class:`~tndsl.backend.ops.Plan` as straight-line torch source, and compiling it.
 
 Each primitive has one printer in :data:`PRINTERS` (an expression) or :data:`STATEMENTS`
-(several lines, e.g. a chunked loop). Only generated names (``a0``, ``c0``, ``t1``),
-integers, finite float literals, dtype names and einsum equations over generated letters
-reach the source — never user text.
+(several lines, e.g. a chunked loop). Only generated names (``a0``, ``c0``, ``t1``, each
+checked by :func:`~tndsl.backend.pysource.identifier`), integers, float literals, dtype
+names and einsum equations over generated letters reach the source; the one string from
+outside, the docstring, is written by :func:`~tndsl.backend.pysource.literal`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .ops import Op, Plan
+from .pysource import identifier, is_identifier, literal
 
 __all__ = ["source", "compile_plan", "function_name", "PRINTERS", "STATEMENTS"]
 
@@ -23,7 +25,7 @@ def function_name(name: str) -> str:
     """The generated function's name for a network named ``name``: ``tn_`` and the name
     when that is an identifier (no keyword can start with ``tn_``), else ``tn_network``."""
     candidate = f"tn_{name}"
-    return candidate if candidate.isidentifier() and candidate.isascii() else "tn_network"
+    return candidate if is_identifier(candidate) else "tn_network"
 
 
 def _ints(values: Sequence[int]) -> str:
@@ -32,7 +34,7 @@ def _ints(values: Sequence[int]) -> str:
 
 def _float(value: float) -> str:
     value = float(value)
-    return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
+    return repr(value) if math.isfinite(value) else f"float({literal(str(value))})"
 
 
 def _dtype(name: str) -> str:
@@ -75,7 +77,7 @@ PRINTERS: dict[str, Printer] = {
     "expand": lambda x, p: f"{x[0]}.expand({_ints(p['shape'])})",
     "contiguous": lambda x, p: f"{x[0]}.contiguous()",
     "pad": lambda x, p: f"F.pad({x[0]}, {_ints(p['pads'])})",
-    "einsum": lambda x, p: f"torch.einsum({str(p['equation'])!r}, {', '.join(x)})",
+    "einsum": lambda x, p: f"torch.einsum({literal(str(p['equation']))}, {', '.join(x)})",
     "mul": lambda x, p: f"{x[0]} * {x[1]}",
     "add": lambda x, p: f"{x[0]} + {x[1]}",
     "scale": lambda x, p: f"{x[0]} * {_float(p['factor'])}",
@@ -97,12 +99,6 @@ PRINTERS: dict[str, Printer] = {
         f"{_ints(p['stride'])})"
     ),
     "take": lambda x, p: f"{x[0]}[{_take(x[1], p)}]",
-    "select_flat": lambda x, p: f"{x[0]}.flatten({int(p['first'])}).index_select({int(p['first'])}, {x[1]}.reshape(-1))",
-    "gather_windows": lambda x, p: (
-        f"{x[0]}.flatten({int(p['first'])}).index_select({int(p['first'])}, "
-        f"({_window_starts(x[1], p)}).reshape(-1, 1).add({x[2]}).reshape(-1))"
-    ),
-    "one_hot": lambda x, p: f"F.one_hot({x[0]}.long(), {int(p['classes'])}).to({_dtype(p['dtype'])})",
     "gram": lambda x, p: f"torch.baddbmm({x[1]}, {_gram_product(x[0], p)}, beta=0, alpha={_float(p['alpha'])})",
 }
 
@@ -138,12 +134,13 @@ def _gram_chunked(out: str, x: Sequence[str], p: dict) -> list[str]:
     u = f"{out}_u"
     axis, total, step = int(p["axis"]), int(p["total"]), int(p["step"])
     permute = f".permute({_ints(p['dims'])})" if p["dims"] else ""
-    chunk = f"{x[0]}.narrow({axis}, j, min({step}, {total} - j)){permute}.reshape({_ints(p['shape'])})"
     product = _gram_product(u, p)
     return [
         f"{out} = None",
         f"for j in range(0, {total}, {step}):",
-        f"    {u} = {chunk}",
+        f"    {u} = {x[0]}.narrow({axis}, j, min({step}, {total} - j))",
+        *([f"    {u} = {u}{permute}"] if permute else []),
+        f"    {u} = {u}.reshape({_ints(p['shape'])})",
         f"    if {out} is None:",
         f"        {out} = torch.baddbmm({x[1]}, {product}, beta=0, alpha={_float(p['alpha'])})",
         "    else:",
@@ -159,8 +156,33 @@ def _embed_diagonal(out: str, x: Sequence[str], p: dict) -> list[str]:
     ]
 
 
+def _select_flat(out: str, x: Sequence[str], p: dict) -> list[str]:
+    """Entries of the flattened trailing axes, at the index's (flat) positions."""
+    first = int(p["first"])
+    return [f"{out} = {x[0]}.flatten({first})", f"{out} = {out}.index_select({first}, {x[1]}.reshape(-1))"]
+
+
+def _gather_windows(out: str, x: Sequence[str], p: dict) -> list[str]:
+    """Selected windows of the flattened spatial axes: each window's start plus the
+    constant offsets of its entries, one ``index_select``."""
+    first = int(p["first"])
+    return [
+        f"{out}_i = {_window_starts(x[1], p)}",
+        f"{out}_i = {out}_i.reshape(-1, 1) + {x[2]}",
+        f"{out} = {x[0]}.flatten({first})",
+        f"{out} = {out}.index_select({first}, {out}_i.reshape(-1))",
+    ]
+
+
 #: primitive → the lines computing it (for ops that are not one expression).
 STATEMENTS: dict[str, Callable[[str, Sequence[str], dict], list[str]]] = {
+    "one_hot": lambda out, x, p: [
+        f"{out} = {x[0]}.long()",
+        f"{out} = F.one_hot({out}, {int(p['classes'])})",
+        f"{out} = {out}.to({_dtype(p['dtype'])})",
+    ],
+    "select_flat": _select_flat,
+    "gather_windows": _gather_windows,
     "gram_chunked": _gram_chunked,
     "embed_diagonal": _embed_diagonal,
 }
@@ -168,17 +190,20 @@ STATEMENTS: dict[str, Callable[[str, Sequence[str], dict], list[str]]] = {
 
 def _lines(op: Op) -> list[str]:
     params = dict(op.params)
+    out, inputs = identifier(op.out), [identifier(name) for name in op.inputs]
     if op.prim in STATEMENTS:
-        return STATEMENTS[op.prim](op.out, op.inputs, params)
-    return [f"{op.out} = {PRINTERS[op.prim](op.inputs, params)}"]
+        return STATEMENTS[op.prim](out, inputs, params)
+    return [f"{out} = {PRINTERS[op.prim](inputs, params)}"]
 
 
 def source(plan: Plan, function: str, doc: str) -> str:
-    """The plan as one Python function ``function`` (a generated identifier)."""
+    """The plan as one Python function ``function`` (a generated identifier); ``doc``, any
+    text, becomes its docstring through :func:`literal`."""
     body = [f"    {line}" for op in plan.ops for line in _lines(op)]
+    args = ", ".join(identifier(arg) for arg in plan.args)
     return (
-        f"def {function}({', '.join(plan.args)}):\n    {doc!r}\n" + "".join(line + "\n" for line in body)
-        + f"    return {plan.result}\n"
+        f"def {identifier(function)}({args}):\n    {literal(doc)}\n" + "".join(line + "\n" for line in body)
+        + f"    return {identifier(plan.result)}\n"
     )
 
 

@@ -12,13 +12,15 @@ import torch
 
 from ..frontend import ast
 from ..frontend.builder import build
+from ..frontend.limits import MAX_SIZE, Limits
 from ..frontend.parser import parse
-from ..ir import Network, TnCallError, TnError, solve
+from ..ir import Network, TnCallError, TnError, TnNotSupportedError, solve
 from .constants import ConstantCache
+from .einsum import MAX_LETTERS, TooManyLegs
 from .emit import compile_plan, function_name
 from .ops import Plan
 from .plan import plan
-from .signature import Signature
+from .signature import Signature, promote
 
 __all__ = ["Program", "Function", "compile", "load"]
 
@@ -93,34 +95,40 @@ class Function:
         return f"<tndsl function {self.name}({args})>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        try:  # fast path: a call signature planned before
+        try:  # fast path: a call signature planned before (types are part of it: 2 != 2.0)
             key = (
-                tuple((a.shape, a.dtype, a.device) for a in args),
-                tuple((k, v.shape, v.dtype, v.device) if isinstance(v, torch.Tensor) else (k, v) for k, v in kwargs.items()),
+                tuple((type(a), a.shape, a.dtype, a.device) for a in args),
+                tuple((k, v.shape, v.dtype, v.device) if isinstance(v, torch.Tensor) else (k, type(v), v) for k, v in kwargs.items()),
             )
             hit = self._fast.get(key)
         except (AttributeError, TypeError):
             key, hit = None, None
         if hit is not None:
             function, order = hit
-            if order is None:
-                return function(*args)
-            return function(*[args[i] if isinstance(i, int) else kwargs[i] for i in order])
+            try:
+                if order is None:
+                    return function(*args)
+                return function(*[args[i] if isinstance(i, int) else kwargs[i] for i in order])
+            except NotImplementedError as error:  # e.g. an op torch lacks for this dtype and device
+                raise self._unsupported(error, args, kwargs) from None
         tensors, keywords = self._bind(args, kwargs)
         signature = (tuple((t.shape, t.dtype, t.device) for t in tensors), tuple(keywords.items()))
         entry = self._cache.get(signature)
         if entry is None:
             entry = self._cache[signature] = self._compile(tensors, keywords)
             if len(self._cache) > MAX_PLANS:  # least recently planned out; its fast keys too
-                old, _ = self._cache.popitem(last=False)
-                self._fast = {k: v for k, v in self._fast.items() if v[0] is not self._cache.get(old, (None,))[0]}
+                _, (dropped, _) = self._cache.popitem(last=False)
+                self._fast = {k: v for k, v in self._fast.items() if v[0] is not dropped}
         else:
             self._cache.move_to_end(signature)
         if key is not None:
             positions = {n: i for i, n in enumerate(self.inputs[: len(args)])}
             order = [positions.get(n, n) for n in self.inputs]
             self._fast[key] = (entry[0], None if order == list(range(len(args))) else order)
-        return entry[0](*tensors)
+        try:
+            return entry[0](*tensors)
+        except NotImplementedError as error:
+            raise self._unsupported(error, args, kwargs) from None
 
     def source(self, *args: Any, **kwargs: Any) -> str:
         """The generated Python source for these arguments' shapes, dtypes and device."""
@@ -136,6 +144,11 @@ class Function:
     def _error(self, message: str) -> TnCallError:
         return TnCallError(f"calling '{self.name}': {message}", self.network.span)
 
+    def _unsupported(self, error: NotImplementedError, args: tuple, kwargs: dict) -> TnCallError:
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        dtype, device = promote(tensors)
+        return self._error(f"torch cannot compute this network in {dtype} on {device}: {error}")
+
     def _bind(self, args: tuple, kwargs: dict) -> tuple[list[torch.Tensor], dict[str, int]]:
         names = self.inputs
         if len(args) > len(names):
@@ -143,13 +156,13 @@ class Function:
         bound: dict[str, Any] = dict(zip(names, args))
         keywords: dict[str, int] = {}
         for key, value in kwargs.items():
-            if key in names:
+            if key in names and (key not in self.keywords or isinstance(value, torch.Tensor)):
                 if key in bound:
                     raise self._error(f"argument '{key}' given twice")
                 bound[key] = value
             elif key in self.keywords:
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise self._error(f"size '{key}' must be a positive integer, not {value!r}")
+                if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
+                    raise self._error(f"size '{key}' must be a positive integer up to 2**63 - 1, not {value!r}")
                 keywords[key] = value
             else:
                 expected = ", ".join(names + self.keywords)
@@ -190,17 +203,27 @@ class Function:
         if unknown:  # not reached: the static check in _with_keyword_sizes covers every label
             raise self._error(f"cannot infer the size of leg(s) {', '.join(unknown)}")
         signature = Signature.of(tensors, values)
-        return plan(self.network, signature, self.lowering, self._constants)
+        try:
+            return plan(self.network, signature, self.lowering, self._constants)
+        except TooManyLegs as error:
+            raise TnNotSupportedError(
+                f"in '{self.name}': {error} with a diagonal (a leg repeated on one tensor); "
+                f"torch.einsum names at most {MAX_LETTERS} legs",
+                self.network.span,
+                "split the tensor's legs into fewer, grouped axes",
+            ) from None
 
 
 class Program:
     """A parsed and built ``.tn`` program: one :class:`Function` per definition."""
 
-    def __init__(self, text: str, filename: str = "<string>", lowering: Lowering | None = None):
+    def __init__(
+        self, text: str, filename: str = "<string>", lowering: Lowering | None = None, limits: Limits | None = None
+    ):
         self.text = text
         self.filename = filename
-        self.ast: ast.Program = parse(text, filename)
-        self.declarations, self.networks = build(self.ast)
+        self.ast: ast.Program = parse(text, filename, limits)
+        self.declarations, self.networks = build(self.ast, limits)
         self.functions = {name: Function(net, lowering) for name, net in self.networks.items()}
 
     def __getitem__(self, name: str) -> Function:
@@ -222,16 +245,23 @@ class Program:
         return f"<tndsl program {self.filename}: {', '.join(self.functions)}>"
 
 
-def compile(text: str, filename: str = "<string>", lowering: Lowering | None = None) -> Program:  # noqa: A001
-    """Parse, check and build a program; its definitions compile lazily per shape."""
-    return Program(text, filename, lowering)
+def compile(  # noqa: A001
+    text: str, filename: str = "<string>", lowering: Lowering | None = None, limits: Limits | None = None
+) -> Program:
+    """Parse, check and build a program; its definitions compile lazily per shape.
+
+    ``lowering``: True (by cost), False or ``"always"``; ``limits`` (:class:`tndsl.Limits`)
+    bound the program's size; by default the built-in limits, each overridden by its
+    ``TNDSL_<FIELD>`` environment variable.
+    """
+    return Program(text, filename, lowering, limits)
 
 
-def load(path: str | os.PathLike, lowering: Lowering | None = None) -> Program:
+def load(path: str | os.PathLike, lowering: Lowering | None = None, limits: Limits | None = None) -> Program:
     """Load a ``.tn`` file; messages name it by the path given."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise TnError(f"cannot read {path}: {error.strerror}") from None
-    return Program(text, str(path), lowering)
+    return Program(text, str(path), lowering, limits)

@@ -11,12 +11,16 @@ __all__ = ["Signature", "promote"]
 
 
 def promote(tensors: Sequence[torch.Tensor]) -> tuple[torch.dtype, torch.device]:
-    """The computation's dtype (torch's promotion of the arguments') and device."""
+    """The computation's dtype and device: torch's promotion of the arguments' dtypes,
+    except that integer and bool arguments compute in int64 — what ``torch.sum`` gives for
+    them, and a dtype every contraction supports (``bmm`` has no bool kernel)."""
     if not tensors:
         return torch.get_default_dtype(), torch.device("cpu")
     dtype = tensors[0].dtype
     for t in tensors[1:]:
         dtype = torch.promote_types(dtype, t.dtype)
+    if not (dtype.is_floating_point or dtype.is_complex):
+        dtype = torch.int64
     return dtype, tensors[0].device
 
 

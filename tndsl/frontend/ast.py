@@ -5,8 +5,8 @@ Spans never take part in equality, so ``parse(print(parse(text))) == parse(text)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Union
+from dataclasses import dataclass, field, fields
+from typing import Callable, Iterator, TypeVar, Union
 
 from ..ir import Span
 
@@ -29,6 +29,10 @@ __all__ = [
     "Expr",
     "Statement",
     "Program",
+    "PRECEDENCE",
+    "children",
+    "fold",
+    "walk",
 ]
 
 
@@ -127,6 +131,10 @@ class SizeRef(Node):
     label: Label
 
 
+#: Binary operators and their precedence (higher binds tighter; unary minus binds tighter still).
+PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
+
+
 @dataclass(frozen=True)
 class BinOp(Node):
     op: str  # one of + - * /
@@ -157,3 +165,49 @@ Statement = Union[InputDecl, IndexDecl, SizeDecl, PatternDecl, Definition]
 @dataclass(frozen=True)
 class Program:
     statements: tuple[Statement, ...]
+
+
+# -- walking without recursion: left-deep sums of thousands of terms stay cheap -------------
+
+#: Expression nodes with expression children, and the fields holding them, in order.
+_CHILDREN: dict[type, tuple[str, ...]] = {BinOp: ("left", "right"), Neg: ("operand",)}
+
+T = TypeVar("T")
+
+
+def children(expr: Expr) -> tuple[Expr, ...]:
+    """The sub-expressions of ``expr`` (none for atoms)."""
+    return tuple(getattr(expr, name) for name in _CHILDREN.get(type(expr), ()))
+
+
+def fold(expr: Expr, visit: Callable[[Expr, tuple[T, ...]], T]) -> T:
+    """``visit(node, results of its children)`` for every node, children first and left
+    to right (as a recursive evaluation would), with an explicit stack."""
+    results: list[T] = []
+    stack: list[tuple[Expr, bool]] = [(expr, False)]
+    while stack:
+        node, expanded = stack.pop()
+        kids = children(node)
+        if expanded or not kids:
+            start = len(results) - len(kids)
+            args = tuple(results[start:])
+            del results[start:]
+            results.append(visit(node, args))
+        else:
+            stack.append((node, True))
+            stack.extend((kid, False) for kid in reversed(kids))
+    (result,) = results
+    return result
+
+
+def walk(node: object) -> Iterator[Node]:
+    """Every AST node under ``node`` (itself included), parents before children."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            stack.extend(reversed(item))
+        elif isinstance(item, (Node, Program)):
+            if isinstance(item, Node):
+                yield item
+            stack.extend(reversed([getattr(item, f.name) for f in fields(item) if f.name != "span"]))

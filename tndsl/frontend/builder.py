@@ -1,7 +1,13 @@
-"""Building the IR from the AST: name resolution, inlining, sums, sizes and static checks."""
+"""Building the IR from the AST: name resolution, inlining, sums, sizes and static checks.
+
+Expressions are expanded with :func:`ast.fold` (no recursion on their depth) and
+definitions are built dependencies first (no recursion on the length of a chain of
+definitions); the term, label and size limits of :mod:`.limits` are checked on the way.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from ..ir import (
@@ -30,6 +36,7 @@ from ..ir import (
 from . import ast
 from .declarations import DELTA, Declarations, check_unique
 from .derived import DERIVED, build_derived, not_multilinear
+from .limits import MAX_SIZE, Limits, resolve
 
 __all__ = ["build", "Declarations", "Builder"]
 
@@ -43,31 +50,60 @@ class _Term:
     mentioned: frozenset[str]
 
 
-def build(program: ast.Program) -> tuple[Declarations, dict[str, Network]]:
+def build(program: ast.Program, limits: Limits | None = None) -> tuple[Declarations, dict[str, Network]]:
     """Check declarations and build every definition's network."""
     decls = _declarations(program)
-    builder = Builder(decls, FreshNames(_all_labels(program)))
+    builder = Builder(decls, FreshNames(_all_labels(program)), resolve(limits))
+    for name in _dependencies_first(decls):
+        builder.network(name)
     return decls, {name: builder.network(name) for name in decls.definitions}
 
 
 def _all_labels(program: ast.Program) -> set[str]:
-    labels: set[str] = set()
-
-    def walk(node) -> None:
-        if isinstance(node, ast.Label):
-            labels.add(node.name)
-        elif isinstance(node, tuple):
-            for item in node:
-                walk(item)
-        elif hasattr(node, "__dataclass_fields__"):
-            for name in node.__dataclass_fields__:
-                walk(getattr(node, name))
-
-    walk(program)
+    labels = {node.name for node in ast.walk(program) if isinstance(node, ast.Label)}
     for statement in program.statements:
         if isinstance(statement, ast.SizeDecl):
             labels.add(statement.name)
     return labels
+
+
+def _dependencies_first(decls: Declarations) -> list[str]:
+    """Definitions in an order that builds each one's dependencies before it (depth-first,
+    in the order they are used), so that building one never recurses into a long chain;
+    a cycle is reported here, at the use that closes it, as :meth:`Builder.network` would."""
+    uses = {name: _uses(definition.expr, decls) for name, definition in decls.definitions.items()}
+    order: list[str] = []
+    done: set[str] = set()
+    for root in decls.definitions:
+        if root in done:
+            continue
+        path, stack = [root], [iter(uses[root])]
+        while stack:
+            child = next(stack[-1], None)
+            if child is None:
+                stack.pop()
+                done.add(path[-1])
+                order.append(path.pop())
+            elif child[0] in path:
+                names = path[path.index(child[0]) :] + [child[0]]
+                if len(names) > 8:  # a long cycle: its ends and its length
+                    names = [*names[:3], f"… ({len(names) - 6} more)", *names[-3:]]
+                raise TnDefinitionError(f"cyclic definition: {' -> '.join(names)}", child[1] or decls.definitions[child[0]].span)
+            elif child[0] not in done:
+                path.append(child[0])
+                stack.append(iter(uses[child[0]]))
+    return order
+
+
+def _uses(expr: ast.Expr, decls: Declarations) -> list[tuple[str, Span | None]]:
+    """The definitions an expression uses, with the span of each use, in order."""
+    found: list[tuple[str, Span | None]] = []
+    for node in ast.walk(expr):
+        if isinstance(node, ast.Factor):
+            found.append((node.name, node.span))
+        elif isinstance(node, ast.Call):
+            found.extend((arg.name, arg.span) for arg in node.args if isinstance(arg, ast.Label))
+    return [(name, span) for name, span in found if name in decls.definitions]
 
 
 def _declarations(program: ast.Program) -> Declarations:
@@ -78,6 +114,8 @@ def _declarations(program: ast.Program) -> Declarations:
                 raise TnDefinitionError(f"duplicate size declaration for '{statement.name}'", statement.span)
             if statement.value is not None and statement.value < 1:
                 raise TnSizeError(f"size {statement.name} must be at least 1, not {statement.value}", statement.span)
+            if statement.value is not None and statement.value > MAX_SIZE:
+                raise TnSizeError(f"size {statement.name} is larger than torch's largest size 2**63 - 1", statement.span)
             decls.sizes[statement.name] = statement.value
             continue
         if statement.name == DELTA:
@@ -120,9 +158,10 @@ def _pattern_spec(decl: ast.PatternDecl) -> Family:
 class Builder:
     """Builds definitions on demand, detecting cycles; inlines definitions used as factors."""
 
-    def __init__(self, decls: Declarations, fresh: FreshNames):
+    def __init__(self, decls: Declarations, fresh: FreshNames, limits: Limits | None = None):
         self.decls = decls
         self.fresh = fresh
+        self.limits = resolve(limits)
         self.done: dict[str, Network] = {}
         self.active: list[str] = []
 
@@ -151,7 +190,10 @@ class Builder:
         return network
 
     def derived(self, call: ast.Call, name: str, output: tuple[ast.Axis, ...] | None) -> Network:
-        return build_derived(self, call, name, output)
+        network = build_derived(self, call, name, output)
+        self.limits.check("max_terms", len(network.terms), f"terms of {call.func}(...)", call.span)
+        self._check_labels(network, call.span)
+        return network
 
     def definition(self, definition: ast.Definition) -> Network:
         assert definition.output is not None
@@ -188,12 +230,20 @@ class Builder:
             coeff = term.coeff * Coeff(1.0, tuple((label, 1) for label in loose)) if loose else term.coeff
             final.append(Term(term.tensors, coeff))
         network = Network(name, output, tuple(final), sizes=sizes.items(), span=span)
+        self._check_labels(network, span)
         network = network.pruned(self.decls.inputs.values(), self.decls.patterns.items())
         return check_inferable(network, span, spans)
+
+    def _check_labels(self, network: Network, span: Span | None) -> None:
+        self.limits.check("max_labels", len(network.labels), f"distinct labels of '{network.name}'", span)
 
     # -- expressions -------------------------------------------------------------------
     def expand(self, expr: ast.Expr, spans: dict, sizes: SizeTable) -> list[_Term]:
         """An expression as a list of product terms (distributing products over sums)."""
+        return ast.fold(expr, lambda node, inner: self._expand_node(node, inner, spans, sizes))
+
+    def _expand_node(self, expr: ast.Expr, inner: tuple[list[_Term], ...], spans: dict, sizes: SizeTable) -> list[_Term]:
+        """One node's terms from its children's terms (see :func:`ast.fold`)."""
         if isinstance(expr, ast.Number):
             return [_Term(Coeff(float(expr.value)), (), frozenset())]
         if isinstance(expr, ast.SizeRef):
@@ -201,31 +251,9 @@ class Builder:
             self._declared_size(expr.label.name, sizes, expr.label.span)
             return [_Term(Coeff(1.0, ((expr.label.name, 1),)), (), frozenset())]
         if isinstance(expr, ast.Neg):
-            return [_Term(-t.coeff, t.tensors, t.mentioned) for t in self.expand(expr.operand, spans, sizes)]
+            return [_Term(-t.coeff, t.tensors, t.mentioned) for t in inner[0]]
         if isinstance(expr, ast.BinOp):
-            left = self.expand(expr.left, spans, sizes)
-            right = self.expand(expr.right, spans, sizes)
-            if expr.op == "+":
-                return left + right
-            if expr.op == "-":
-                return left + [_Term(-t.coeff, t.tensors, t.mentioned) for t in right]
-            if expr.op == "*":
-                return [
-                    _Term(a.coeff * b.coeff, a.tensors + b.tensors, a.mentioned | b.mentioned) for a in left for b in right
-                ]
-            if any(t.tensors or t.mentioned for t in right):
-                raise TnDefinitionError("'/' divides by numbers and sizes only", expr.right.span or expr.span)
-            merged: dict[tuple, float] = {}
-            for t in right:
-                merged[t.coeff.powers] = merged.get(t.coeff.powers, 0.0) + t.coeff.value
-            merged = {powers: value for powers, value in merged.items() if value != 0}
-            if not merged:
-                raise TnDefinitionError("division by zero", expr.right.span or expr.span)
-            if len(merged) > 1:
-                raise TnDefinitionError("'/' cannot divide by a sum of sizes", expr.right.span or expr.span)
-            ((powers, value),) = merged.items()
-            inverse = Coeff(value, powers).inverse()
-            return [_Term(t.coeff * inverse, t.tensors, t.mentioned) for t in left]
+            return self._binop(expr, *inner)
         if isinstance(expr, ast.Call):
             if expr.func not in DERIVED:
                 raise not_multilinear(expr)
@@ -236,6 +264,38 @@ class Builder:
             network = self.derived(expr, self.fresh("d"), None)
             return self.inline(network, expr.func + "(...)", expr.labels, expr.span, spans, sizes)
         return self.factor(expr, spans, sizes)
+
+    def _binop(self, expr: ast.BinOp, left: list[_Term], right: list[_Term]) -> list[_Term]:
+        if expr.op in "+-":
+            self.limits.check("max_terms", len(left) + len(right), "terms of a sum", expr.span)
+            return left + (right if expr.op == "+" else [_Term(-t.coeff, t.tensors, t.mentioned) for t in right])
+        if expr.op == "*":
+            self.limits.check("max_terms", len(left) * len(right), "terms of a product of sums", expr.span)
+            return [
+                _Term(self._finite(a.coeff * b.coeff, expr), a.tensors + b.tensors, a.mentioned | b.mentioned)
+                for a in left
+                for b in right
+            ]
+        if any(t.tensors or t.mentioned for t in right):
+            raise TnDefinitionError("'/' divides by numbers and sizes only", expr.right.span or expr.span)
+        merged: dict[tuple, float] = {}
+        for t in right:
+            merged[t.coeff.powers] = merged.get(t.coeff.powers, 0.0) + t.coeff.value
+        merged = {powers: value for powers, value in merged.items() if value != 0}
+        if not merged:
+            raise TnDefinitionError("division by zero", expr.right.span or expr.span)
+        if len(merged) > 1:
+            raise TnDefinitionError("'/' cannot divide by a sum of sizes", expr.right.span or expr.span)
+        ((powers, value),) = merged.items()
+        inverse = self._finite(Coeff(value, powers).inverse(), expr)
+        return [_Term(self._finite(t.coeff * inverse, expr), t.tensors, t.mentioned) for t in left]
+
+    @staticmethod
+    def _finite(coeff: Coeff, expr: ast.Expr) -> Coeff:
+        """``coeff``, unless arithmetic on the literals overflowed a float64."""
+        if not math.isfinite(coeff.value):
+            raise TnDefinitionError("the numbers in this expression overflow a float64 (beyond about 1.8e308)", expr.span)
+        return coeff
 
     def factor(self, factor: ast.Factor, spans: dict, sizes: SizeTable) -> list[_Term]:
         labels = tuple(label.name for label in factor.labels)
@@ -279,7 +339,8 @@ class Builder:
             self._declared_size(label.name, sizes, label.span)
         terms, mapping = inline(network, [label.name for label in labels], self.fresh)
         for inner, size in network.sizes:
-            self._set_size(mapping[inner], size, sizes, span, f"leg {inner} of {what}")
+            if inner in mapping:  # a size table may keep entries of labels rewrites removed
+                self._set_size(mapping[inner], size, sizes, span, f"leg {inner} of {what}")
         mentioned = frozenset(label.name for label in labels)
         return [_Term(term.coeff, term.tensors, mentioned | frozenset(term.labels)) for term in terms]
 

@@ -1,18 +1,26 @@
-"""Parsing ``.tn`` text into the AST (lark LALR, positions kept, errors positioned)."""
+"""Parsing ``.tn`` text into the AST (lark LALR, positions kept, errors positioned).
+
+Nothing here recurses on the depth of the input: the tree is transformed without
+recursion, and the limits on literal digits and nesting depth (:mod:`.limits`) are
+checked with positions.
+"""
 
 from __future__ import annotations
 
 import functools
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
 import lark
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
+from lark.visitors import Transformer_NonRecursive
 from lark.lexer import PatternStr
 
 from . import ast
 from ..ir import Source, Span, TnSyntaxError
+from .limits import Limits, resolve
 
 __all__ = ["parse", "grammar_text"]
 
@@ -64,18 +72,40 @@ def _parser() -> Lark:
     )
 
 
-def parse(text: str, filename: str = "<string>") -> ast.Program:
-    """Parse a program; raise :class:`TnSyntaxError` with position on bad input."""
+def parse(text: str, filename: str = "<string>", limits: Limits | None = None) -> ast.Program:
+    """Parse a program; raise :class:`TnSyntaxError` with position on bad input, and
+    :class:`~tndsl.ir.LimitExceeded` for a program over ``limits``."""
     source = Source(text, filename)
+    limits = resolve(limits)
     parser = _parser()
     try:
         tree = parser.parse(text if text.endswith("\n") else text + "\n")
     except lark.exceptions.UnexpectedInput as error:
         raise _syntax_error(error, source, parser) from None
     try:
-        return _ToAst(source).transform(tree)
+        program = _ToAst(source, limits).transform(tree)
     except lark.exceptions.VisitError as error:
         raise error.orig_exc from None
+    for statement in program.statements:
+        if isinstance(statement, ast.Definition):
+            _check_depth(statement.expr, limits)
+    return program
+
+
+def _check_depth(expr: ast.Expr, limits: Limits) -> None:
+    """Nesting depth: a unary minus, or an operand the printer parenthesizes, is one level."""
+    stack = [(expr, 0)]
+    while stack:
+        node, depth = stack.pop()
+        limits.check("max_depth", depth, "expression nesting depth", node.span)
+        if isinstance(node, ast.Neg):
+            stack.append((node.operand, depth + 1))
+        elif isinstance(node, ast.BinOp):
+            level = ast.PRECEDENCE[node.op]
+            for operand, strict in ((node.left, False), (node.right, True)):
+                inner = ast.PRECEDENCE.get(operand.op, level + 1) if isinstance(operand, ast.BinOp) else level + 1
+                nested = inner < level or (strict and inner == level)
+                stack.append((operand, depth + nested))
 
 
 def _describe(terminal: str, parser: Lark) -> str:
@@ -97,7 +127,7 @@ def _syntax_error(error: lark.exceptions.UnexpectedInput, source: Source, parser
         token = error.token
         if token.type == "$END":
             message = "unexpected end of input"
-            lines = source.text.splitlines() or [""]
+            lines = source.lines()
             line, col = len(lines), len(lines[-1]) + 1
         elif token.type == "_NL":
             message = "unexpected end of line"
@@ -112,12 +142,13 @@ def _syntax_error(error: lark.exceptions.UnexpectedInput, source: Source, parser
 
 
 @v_args(meta=True)
-class _ToAst(Transformer):
-    """lark tree → AST, attaching spans."""
+class _ToAst(Transformer_NonRecursive):
+    """lark tree → AST, attaching spans; integers and numbers checked against the limits."""
 
-    def __init__(self, source: Source):
+    def __init__(self, source: Source, limits: Limits):
         super().__init__()
         self.source = source
+        self.limits = limits
 
     def _span(self, meta) -> Span | None:
         if getattr(meta, "empty", True):
@@ -138,9 +169,15 @@ class _ToAst(Transformer):
         name, *axes = children
         return ast.IndexDecl(str(name), tuple(axes[:-1]), axes[-1], span=self._token_span(name))
 
+    def _int(self, token: Token) -> int:
+        """An integer literal, its digits checked against ``max_digits`` first."""
+        digits = sum(c.isdigit() for c in str(token))
+        self.limits.check("max_digits", digits, "digits in an integer literal", self._token_span(token))
+        return int(str(token))
+
     def size_decl(self, meta, children):
         name = children[0]
-        value = int(children[1]) if len(children) > 1 else None
+        value = self._int(children[1]) if len(children) > 1 else None
         return ast.SizeDecl(str(name), value, span=self._token_span(name))
 
     def pattern_decl(self, meta, children):
@@ -152,10 +189,10 @@ class _ToAst(Transformer):
         return ast.Param(str(name), value, span=self._span(meta))
 
     def int_value(self, meta, children):
-        return int(children[0])
+        return self._int(children[0])
 
     def tuple_value(self, meta, children):
-        return tuple(int(child) if isinstance(child, Token) else child for child in children)
+        return tuple(self._int(child) if isinstance(child, Token) else child for child in children)
 
     def string_value(self, meta, children):
         return str(children[0])[1:-1]
@@ -192,10 +229,18 @@ class _ToAst(Transformer):
 
     def number(self, meta, children):
         text = str(children[0])
+        span = self._span(meta)
+        digits = sum(c.isdigit() for c in text)
+        self.limits.check("max_digits", digits, "digits in a number literal", span)
         value: int | float = int(text) if text.isdigit() else float(text)
-        if value == float("inf"):
-            raise TnSyntaxError(f"number {text} is too large", span=self._span(meta))
-        return ast.Number(value, span=self._span(meta))
+        try:
+            finite = math.isfinite(float(value))
+        except OverflowError:
+            finite = False
+        if not finite:
+            shown = text if len(text) <= 20 else f"{text[:8]}…{text[-8:]}"
+            raise TnSyntaxError(f"number {shown} is too large (the largest is about 1.8e308)", span=span)
+        return ast.Number(value, span=span)
 
     def size_ref(self, meta, children):
         return ast.SizeRef(children[0], span=self._span(meta))

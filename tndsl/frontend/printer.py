@@ -8,7 +8,6 @@ from . import ast
 
 __all__ = ["format_program", "format_statement", "format_expr", "format_axes"]
 
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 _UNARY = 3
 _ATOM = 4
 
@@ -41,13 +40,19 @@ def format_statement(statement: ast.Statement) -> str:
 
 def _precedence(expr: ast.Expr) -> int:
     if isinstance(expr, ast.BinOp):
-        return _PRECEDENCE[expr.op]
+        return ast.PRECEDENCE[expr.op]
     if isinstance(expr, ast.Neg):
         return _UNARY
     return _ATOM
 
 
 def format_expr(expr: ast.Expr) -> str:
+    """An expression as canonical text, parenthesized where precedence needs it."""
+    return ast.fold(expr, _format_node)
+
+
+def _format_node(expr: ast.Expr, inner: tuple[str, ...]) -> str:
+    """One node's text from its children's texts (see :func:`ast.fold`)."""
     if isinstance(expr, ast.Factor):
         return expr.name + ("" if expr.dim is None else f".{expr.dim}") + _labels(expr.labels)
     if isinstance(expr, ast.Call):
@@ -59,11 +64,10 @@ def format_expr(expr: ast.Expr) -> str:
     if isinstance(expr, ast.SizeRef):
         return f"|{expr.label.name}|"
     if isinstance(expr, ast.Neg):
-        inner = format_expr(expr.operand)
-        return "-" + (inner if _precedence(expr.operand) >= _UNARY else f"({inner})")
-    level = _PRECEDENCE[expr.op]
-    left = format_expr(expr.left)
-    right = format_expr(expr.right)
+        (operand,) = inner
+        return "-" + (operand if _precedence(expr.operand) >= _UNARY else f"({operand})")
+    level = ast.PRECEDENCE[expr.op]
+    left, right = inner
     if _precedence(expr.left) < level:
         left = f"({left})"
     if _precedence(expr.right) <= level:

@@ -19,8 +19,17 @@ class Source:
     text: str
     filename: str = "<string>"
 
+    def lines(self) -> list[str]:
+        """The lines as the lexer counts them: split at ``\n`` only (``str.splitlines``
+        would also split at ``\f``, ``\v``, ``\r``, U+2028, … inside comments); a final
+        newline ends the last line rather than starting an empty one."""
+        lines = [line.removesuffix("\r") for line in self.text.split("\n")]
+        if len(lines) > 1 and self.text.endswith("\n"):
+            lines.pop()
+        return lines
+
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
+        lines = self.lines()
         return lines[number - 1] if 1 <= number <= len(lines) else ""
 
 
@@ -33,6 +42,12 @@ class Span:
     end_line: int = 0
     end_col: int = 0
     source: Source | None = field(default=None, compare=False, repr=False)
+
+
+def _printable(line: str) -> str:
+    """A source line for display: tabs and control characters (a terminal's escape
+    sequences, ``\f``, U+2028, …) become spaces, one per character, so the caret lines up."""
+    return "".join(c if c.isprintable() else " " for c in line)
 
 
 class TnError(Exception):
@@ -52,8 +67,8 @@ class TnError(Exception):
             name = span.source.filename if span.source else "<string>"
             text = f"{name}:{span.line}:{span.col}: {self.message}"
             if span.source is not None:
-                line = span.source.line(span.line)
-                if line:
+                line = _printable(span.source.line(span.line))
+                if line.strip():
                     width = 1
                     if span.end_line == span.line and span.end_col > span.col:
                         width = span.end_col - span.col
@@ -147,6 +162,20 @@ class CannotInferSize(TnSizeError):
             span,
             f"declare it with 'size {label} = N' (or 'size {label}' to pass it as a keyword argument)",
         )
+
+
+class LimitExceeded(TnNotSupportedError):
+    """A program over one of the compiler's limits (``tndsl.Limits``): names the limit,
+    its value and how to raise it."""
+
+    def __init__(self, what: str, value: int, limit: str, maximum: int, span: Span | None):
+        super().__init__(
+            f"{what}: {value} is over the limit {limit}={maximum}",
+            span,
+            f"raise it with tndsl.compile(..., limits=tndsl.Limits({limit}=N)) "
+            f"or the environment variable TNDSL_{limit.upper()}=N",
+        )
+        self.limit = limit
 
 
 __all__ = ["Source", "Span"] + [name for name, value in list(globals().items()) if isinstance(value, type) and issubclass(value, TnError)]

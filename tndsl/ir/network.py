@@ -267,20 +267,38 @@ def _term_text(term: Term, output: Sequence[str]) -> tuple[str, bool]:
     return text, len(factors) == 1 and not denominator
 
 
+def _names(term: Term) -> set[str]:
+    """What a term contributes to a definition's meaning besides its value: its inputs
+    (arguments of the function) and its labels (sizes)."""
+    found = {f"input {t.name}" for t in term.tensors if t.kind is Kind.INPUT}
+    return found | set(term.labels) | {label for label, _ in term.coeff.powers}
+
+
+def _printed_terms(network: Network) -> list[Term]:
+    """Every nonzero term, and each zero term that alone uses an input or a label, so that
+    the printed definition keeps the network's arguments and sizes (``0 * C[a]``, not
+    ``0 * delta[a]``, whose size nothing fixes)."""
+    keep = [term.coeff.value != 0 for term in network.terms]
+    covered = set().union(*(_names(t) for t, k in zip(network.terms, keep) if k))
+    for index, term in enumerate(network.terms):
+        if not keep[index] and (not _names(term) <= covered or not any(keep)):
+            keep[index] = True
+            covered |= _names(term)
+    return [term for term, k in zip(network.terms, keep) if k]
+
+
 def format_network(network: Network, name: str | None = None) -> str:
     """The network as one ``.tn`` definition: ``NAME[out] = term + term ...``."""
     output = network.output_legs
     expr = ""
-    for term in network.terms:
-        if term.coeff.value == 0:
-            continue
+    for term in _printed_terms(network):
         text, atom = _term_text(term, output)
         negative = term.coeff.value < 0
         if not expr:
             expr = ("-" + (text if atom else f"({text})")) if negative else text
         else:
             expr += (" - " if negative else " + ") + text
-    if not expr:  # the zero network, broadcast along every output leg
+    if not expr:  # no terms at all: zero, broadcast along every output leg
         expr = " * ".join(["0"] + [f"delta[{leg}]" for leg in dict.fromkeys(output)])
     axes = format_axes([(group, len(group) > 1) for group in network.output])
     return f"{name or network.name}{axes} = {expr}"

@@ -106,11 +106,13 @@ class PatternSpec:
         """The kernel size matching ``in_size`` and ``out_size``; None if none exists."""
         assert self.kernel_inferable
         left, right = self.pads(1)
-        # O - 1 = floor((I + pads - 1 - d (K - 1)) / s) and d >= s: at most one K fits.
+        # O - 1 = floor((span - d (K - 1)) / s)  <=>  span - s O < d (K - 1) <= span - s (O - 1):
+        # an interval of length s / d <= 1, so the largest candidate is the only one (O(1),
+        # whatever the sizes).
         span = in_size + left + right - 1
-        for kernel in range(max(1, (span - out_size * self.stride) // self.dilation), span // self.dilation + 2):
-            if kernel >= 1 and self.out_size(in_size, kernel) == out_size:
-                return kernel
+        kernel = (span - self.stride * (out_size - 1)) // self.dilation + 1
+        if kernel >= 1 and self.out_size(in_size, kernel) == out_size:
+            return kernel
         return None
 
     def index(self, out: int, kernel_pos: int, kernel: int) -> int:

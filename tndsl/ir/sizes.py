@@ -27,13 +27,13 @@ class ShapeOf:
 
 Size = Union[int, str, ShapeOf]
 
-_RANK = {int: 0, ShapeOf: 1, str: 2}  # which entry wins when two sources name one label
+_RANK = {int: 0, str: 1, ShapeOf: 2}  # which entry wins when two sources name one label
 
 
 class SizeTable:
-    """A mutable label → :data:`Size` table with one merge rule: a fixed size beats an
-    input's leg, which beats a keyword; the first of a kind stays (conflicts are the
-    solver's to report)."""
+    """A mutable label → :data:`Size` table with one merge rule: a fixed size beats a
+    keyword (a declaration the user wrote), which beats an input's leg; the first of a
+    kind stays (conflicts are the solver's to report)."""
 
     def __init__(self, *tables: Iterable[tuple[str, Size]] | Mapping[str, Size]):
         self._table: dict[str, Size] = {}

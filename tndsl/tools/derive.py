@@ -11,26 +11,22 @@ from typing import Sequence
 
 from ..frontend import ast
 from ..frontend.builder import build
+from ..frontend.limits import Limits
 from ..frontend.parser import parse
 from ..frontend.printer import format_axes, format_statement
-from ..ir import FreshNames, Kind, Network, ShapeOf, TnNameError, TnNotSupportedError, format_network, solve
+from ..ir import FreshNames, Kind, Network, ShapeOf, Source, Span, TnNameError, TnNotSupportedError, format_network, solve
 from ..transforms.simplify import prune_deltas
 
 __all__ = ["derive_text"]
 
 
 def _contains_call(expr: ast.Expr) -> bool:
-    if isinstance(expr, ast.Call):
-        return True
-    if isinstance(expr, ast.BinOp):
-        return _contains_call(expr.left) or _contains_call(expr.right)
-    if isinstance(expr, ast.Neg):
-        return _contains_call(expr.operand)
-    return False
+    return any(isinstance(node, ast.Call) for node in ast.walk(expr))
 
 
-def _printable(network: Network, decls, fresh: FreshNames) -> tuple[Network, list[ast.SizeDecl]]:
-    """Rename labels whose size only the size table knows; declare their sizes."""
+def _printable(network: Network, decls, fresh: FreshNames, span: Span | None) -> tuple[Network, list[ast.SizeDecl]]:
+    """Rename labels whose size only the size table knows; declare their sizes. A label
+    whose size is a keyword that text cannot give it is an error at ``span``."""
     # the sizes that re-parsing the printed definition will find
     table: dict[str, int | str] = {}
     for label in network.labels:
@@ -59,14 +55,21 @@ def _printable(network: Network, decls, fresh: FreshNames) -> tuple[Network, lis
             keyword = size if isinstance(size, str) else label
             if keyword != label:
                 if keyword in network.labels or keyword in mapping.values():
-                    raise TnNotSupportedError(f"cannot print '{network.name}': keyword '{keyword}' names another leg")
+                    raise TnNotSupportedError(
+                        f"cannot print '{network.name}' as .tn text: the size of its leg '{label}' is the keyword "
+                        f"size '{keyword}', whose label names another leg",
+                        span,
+                        f"use another label for the leg of size '{keyword}' in the definitions it derives from",
+                    )
                 mapping[label] = keyword
             if keyword not in decls.sizes and all(d.name != keyword for d in new_sizes):
                 new_sizes.append(ast.SizeDecl(keyword, None))
         elif label not in guessed:
             continue  # guessed by a strided pattern here and in the original alike
         else:
-            raise TnNotSupportedError(f"cannot print '{network.name}': the size of leg '{label}' is not expressible")
+            raise TnNotSupportedError(
+                f"cannot print '{network.name}' as .tn text: the size of its leg '{label}' has no source in text", span
+            )
     if not mapping and not new_sizes:
         return network, []
     terms = tuple(term.renamed(mapping) for term in network.terms)
@@ -74,7 +77,9 @@ def _printable(network: Network, decls, fresh: FreshNames) -> tuple[Network, lis
     return Network(network.name, output, terms, network.inputs, network.patterns, network.sizes), new_sizes
 
 
-def derive_text(text: str, names: Sequence[str] = (), simplify: bool = False, filename: str = "<string>") -> str:
+def derive_text(
+    text: str, names: Sequence[str] = (), simplify: bool = False, filename: str = "<string>", limits: Limits | None = None
+) -> str:
     """The program with derived definitions expanded into plain ``.tn`` definitions.
 
     ``names`` restricts the expansion to those definitions (all derived ones by default).
@@ -83,8 +88,8 @@ def derive_text(text: str, names: Sequence[str] = (), simplify: bool = False, fi
     file's header comment (the comment lines before its first statement, with any
     ``# check:`` lines) is kept, so a derived gallery program still checks itself.
     """
-    program = parse(text, filename)
-    decls, networks = build(program)
+    program = parse(text, filename, limits)
+    decls, networks = build(program, limits)
     for wanted in names:
         if wanted not in decls.definitions:
             raise TnNameError(f"no definition named '{wanted}'; defined: {', '.join(decls.definitions)}")
@@ -99,7 +104,7 @@ def derive_text(text: str, names: Sequence[str] = (), simplify: bool = False, fi
         elif anchor is not None:
             added.setdefault(anchor, []).append(input_name)
     lines: list[str] = []
-    for line in text.splitlines():
+    for line in Source(text).lines():  # lines as the parser counts them
         if line.strip() and not line.lstrip().startswith("#"):
             break
         lines.append(line.rstrip())
@@ -108,7 +113,7 @@ def derive_text(text: str, names: Sequence[str] = (), simplify: bool = False, fi
             network = networks[statement.name]
             if simplify:
                 network = prune_deltas(network)
-            network, sizes = _printable(network, decls, fresh)
+            network, sizes = _printable(network, decls, fresh, statement.span)
             lines.extend(format_statement(s) for s in sizes)
             lines.append(format_network(network, statement.name))
         else:

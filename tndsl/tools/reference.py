@@ -99,7 +99,9 @@ def _term(term: Term, network: Network, by_name, indices, sizes, dtype, device, 
         value = oe.contract(equation, *operands, backend="torch")
     else:
         value = torch.ones((), dtype=dtype, device=device)
-    value = value * term.coeff.evaluate(sizes)
+    coeff = term.coeff.evaluate(sizes)
+    if coeff != 1.0:  # as the compiled code: a coefficient of 1 keeps an integer dtype
+        value = value * coeff
     # broadcast along the output legs the term lacks
     index = tuple(slice(None) if label in present else None for label in legs)
     value = value[index] if index else value

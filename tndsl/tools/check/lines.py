@@ -94,7 +94,7 @@ def parse_check_lines(text: str, filename: str = "<string>") -> list[CheckSpec]:
     """All ``# check:`` lines of a program text, parsed (never evaluated)."""
     source = Source(text, filename)
     specs = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(source.lines(), start=1):
         match = _CHECK.match(line)
         if not match:
             continue
