@@ -18,11 +18,8 @@ $(VENV)/.installed: pyproject.toml
 
 demo: venv
 	@mkdir -p out
-	@for f in $(GALLERY); do \
-	  n=$$(basename $$f .tn); \
-	  $(PY) -m tndsl compile $$f -o out/$$n.py >/dev/null || exit 1; \
-	  $(PY) -m tndsl render $$f -o gallery/$$n.svg >/dev/null || exit 1; \
-	done
+	$(PY) -m tndsl compile $(GALLERY) -o out/ >/dev/null
+	$(PY) -m tndsl render $(GALLERY) -o out/ >/dev/null
 	$(PY) -m tndsl check $(GALLERY)
 
 test: venv
