@@ -13,7 +13,7 @@ import torch
 from ..frontend import ast
 from ..frontend.builder import build
 from ..frontend.parser import parse
-from ..ir import Network, TnCallError, TnError, solve
+from ..ir import Network, Source, Span, TnCallError, TnError, TnSyntaxError, solve
 from .constants import ConstantCache
 from .emit import compile_plan, function_name
 from .ops import Plan
@@ -202,7 +202,21 @@ def load(path: str | os.PathLike, lowering: bool | None = None) -> Program:
     """Load a ``.tn`` file; messages name it by the path given."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as error:
         raise TnError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _not_utf8(path, data, error.start) from None
     return Program(text, str(path), lowering)
+
+
+def _not_utf8(path: Path, data: bytes, start: int) -> TnSyntaxError:
+    """A positioned error at the first byte that is not UTF-8."""
+    line_start = data.rfind(b"\n", 0, start) + 1
+    line = data.count(b"\n", 0, start) + 1
+    col = len(data[line_start:start].decode("utf-8", "replace")) + 1
+    source = Source(data.decode("utf-8", "replace"), str(path))
+    return TnSyntaxError(f"the file is not UTF-8 text: byte 0x{data[start]:02x} cannot be read", Span(line, col, line, col + 1, source),
+                         "save the file as UTF-8")

@@ -120,8 +120,8 @@ def torch_call(op: Op) -> str:
     if op.prim in STATEMENTS:
         lines = STATEMENTS[op.prim]("out", names, params)
         calls = [m[1] for line in lines if (m := _CALL.match(line.strip()))]
-        methods = [m[1] for line in lines if (m := re.search(r"\.(as_strided|new_zeros)\(", line))]
-        return calls[0] if calls else f"Tensor.{methods[0]}" if methods else op.prim
+        strided = any(".as_strided(" in line for line in lines)
+        return calls[0] if calls else "Tensor.as_strided" if strided else op.prim
     expression = PRINTERS[op.prim](names, params)
     match = _CALL.match(expression)
     if match:
@@ -137,7 +137,7 @@ def torch_call(op: Op) -> str:
 
 def format_count(value: float, unit: str) -> str:
     """``2.1 MFLOP``, ``640 B``: three significant digits, decimal prefixes."""
-    for prefix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+    for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if value >= scale:
             return f"{value / scale:.3g} {prefix}{unit}"
     return f"{value:.0f} {unit}"

@@ -180,11 +180,11 @@ def _tensor_attrs(network: Network, kind: Kind, name: str, slicing, badge: str) 
             spec = dict(network.patterns).get(name)
             params = "" if spec is None else spec.describe()[len("conv(") : -1]
             symbol = "Π" if kind is Kind.PATTERN else "ΣₒΠ"
-        symbol = f"{symbol}  {badge}" if badge else symbol
+        symbol = f"{symbol} {badge}" if badge else symbol
         return {"label": f"{symbol}\n{params}" if params else symbol, "shape": "box", "style": "filled",
                 "fillcolor": COLORS["pattern_fill"], "color": COLORS["pattern_line"], "penwidth": 1.4,
                 "fontsize": 12, "margin": "0.1,0.04", "class": "pattern"}
-    return {"label": f"{name}  {badge}" if badge else name, "shape": "box", "style": "rounded,filled",
+    return {"label": f"{name} {badge}" if badge else name, "shape": "box", "style": "rounded,filled",
             "fillcolor": COLORS["input_fill"], "color": COLORS["input_line"], "penwidth": 1.4, "margin": "0.12,0.06",
             "class": "tensor"}
 
