@@ -24,6 +24,7 @@ demo: venv
 
 test: venv
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 --durations=10
 
 bench: venv
@@ -32,4 +33,4 @@ bench: venv
 	$(PY) -m bench.update_docs bench/out-cpu
 
 clean:
-	rm -rf $(VENV) out build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) out build dist *.egg-info .pytest_cache .mypy_cache

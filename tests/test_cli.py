@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,12 +55,17 @@ def test_check_prints_a_table_and_sets_the_exit_code(program, tmp_path, capsys):
     assert main(["check", str(bad)]) == 1
 
 
-def test_render_writes_svg_png_and_dot(program, tmp_path):
-    for suffix, magic in ((".svg", b"<?xml"), (".png", b"\x89PNG"), (".dot", b"digraph")):
+def test_render_writes_svg_png_and_dot(program, tmp_path, capsys):
+    formats = [(".svg", b"<?xml"), (".dot", b"digraph")] + ([(".png", b"\x89PNG")] if shutil.which("dot") else [])
+    for suffix, magic in formats:
         out = tmp_path / f"mm{suffix}"
         assert main(["render", str(program), "-n", "C", "-o", str(out)]) == 0
         assert out.read_bytes().startswith(magic) or magic in out.read_bytes()[:200]
     assert main(["render", str(program), "-n", "Nope", "-o", str(tmp_path / "x.svg")]) == 1
+    if not shutil.which("dot"):  # no Graphviz: PNG is refused with both ways out
+        assert main(["render", str(program), "-o", str(tmp_path / "mm.png")]) == 1
+        err = capsys.readouterr().err
+        assert "PNG output needs the graphviz 'dot' program" in err and "draw SVG instead" in err
 
 
 def test_derive_prints_plain_definitions(tmp_path, capsys):

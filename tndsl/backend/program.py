@@ -13,7 +13,7 @@ import torch
 from ..frontend import ast
 from ..frontend.builder import build
 from ..frontend.parser import parse
-from ..ir import Network, Source, Span, TnCallError, TnError, TnSyntaxError, solve
+from ..ir import Network, Source, Span, TnCallError, TnError, TnSyntaxError, sizes_of, solve
 from .constants import ConstantCache
 from .emit import compile_plan, function_name
 from .ops import Plan
@@ -160,7 +160,7 @@ class Function:
         values, unknown = solve(self.network, [tuple(t.shape) for t in tensors], keywords)
         if unknown:  # not reached: the static check in _with_keyword_sizes covers every label
             raise self._error(f"cannot infer the size of leg(s) {', '.join(unknown)}")
-        signature = Signature.of(tensors, values)
+        signature = Signature.of(tensors, sizes_of(values))
         return plan(self.network, signature, self.lowering, self._constants)
 
 

@@ -11,7 +11,7 @@ from .names import FreshNames
 from .network import Coeff, InputSpec, Network, Tensor, Term, format_network
 from .patterns import PATTERN_KINDS, PatternParamError, PatternSpec
 from .sizes import Size, SizeTable
-from .solver import KNOWN, check_inferable, solve
+from .solver import KNOWN, check_inferable, sizes_of, solve
 
 __all__ = [
     "Kind",
@@ -29,6 +29,7 @@ __all__ = [
     "FreshNames",
     "inline",
     "solve",
+    "sizes_of",
     "check_inferable",
     "KNOWN",
     "format_network",

@@ -96,7 +96,7 @@ def plans_for(what: Any, functions: Mapping[str, Function], plan: Shapes | bool)
         else:
             raise TypeError("for a program, plan= is True (the check lines' shapes) or {definition: shapes}")
         return {name: plan_drawing(what[name], value) for name, value in shapes.items() if name in functions}
-    if plan is True:
+    if isinstance(plan, bool):
         raise TypeError("plan=True needs shapes: pass plan={input name: shape, ...} or a list of shapes")
     (name, function), = functions.items()
     return {name: plan_drawing(function, plan)}

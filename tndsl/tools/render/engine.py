@@ -48,7 +48,8 @@ def layout(sources: Sequence[str]) -> list[dict[str, Any]]:
         return []
     if engine() == "dot":  # one process for all graphs: dot lays out each graph of its input
         output = _run_dot(["-Tjson0"], "".join(sources).encode("utf-8")).decode("utf-8")
-        decoder, graphs, position = json.JSONDecoder(), [], 0
+        decoder, position = json.JSONDecoder(), 0
+        graphs: list[dict[str, Any]] = []
         while True:
             while position < len(output) and output[position].isspace():
                 position += 1
