@@ -1,11 +1,12 @@
-# tndsl: `make demo` compiles, checks and renders the gallery; `make test` runs the tests.
+# tndsl: `make demo` compiles, checks and renders the gallery; `make test` runs the tests;
+# `make docs` redraws the pictures the docs show (committed) and docs/gallery.md.
 # Both create .venv on first use (CPU torch 2.13.0, never a CUDA build).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 GALLERY := $(sort $(wildcard gallery/*.tn))
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test docs bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -26,6 +27,9 @@ test: venv
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 --durations=10
+
+docs: venv
+	$(PY) docs/pictures.py
 
 bench: venv
 	$(PY) -m pip install -q -e '.[bench]'
