@@ -308,7 +308,7 @@ def _mps_gradient(sites: int) -> tndsl.Program:
     return tndsl.compile(f"input A[l, p, r]\ninput B[l, p, r]\nN[] = {ket} * {bra}\nG = grad(N, A)\n")
 
 
-def test_large_sum_renders_in_seconds() -> None:
+def test_large_sum_renders_in_seconds(graphviz_engine: str) -> None:
     """The gradient of a 30-site MPS norm (30 terms of 59 tensors): each term is laid out
     on its own (one dot run over all of them took over a minute), long chains run left to
     right, and only the first terms, '⋯ N more terms ⋯' and the last are drawn."""
@@ -324,6 +324,10 @@ def test_large_sum_renders_in_seconds() -> None:
     assert sum(g.get("class") == "tensor" for g in _groups(everything)) == 30 * 59
     with pytest.raises(ValueError, match="max_terms"):
         render(program["G"], max_terms=1)
+    if graphviz_engine == "dot":  # PNG is scaled down to at most 50 inches a side
+        start = time.perf_counter()
+        assert render(program["G"], "png")[:4] == b"\x89PNG"
+        assert time.perf_counter() - start < 20
 
 
 def test_long_sums_wrap_onto_more_lines() -> None:
@@ -334,3 +338,19 @@ def test_long_sums_wrap_onto_more_lines() -> None:
     assert width <= MAX_LINE + 100  # eight terms side by side would be far wider
     ys = {round(float(next(g.iter(f"{SVG}text")).get("y"))) for g in _groups(render(network)) if g.get("class") == "open-leg"}
     assert len(ys) >= 2  # open legs on more than one baseline: the sum wrapped
+
+
+def test_a_layout_that_takes_too_long_is_an_error_not_a_hang(graphviz_engine, monkeypatch) -> None:
+    if graphviz_engine != "dot":
+        pytest.skip("the time limit applies to the dot program (WebAssembly runs in process)")
+    monkeypatch.setattr(engine, "TIMEOUT", 1e-4)
+    with pytest.raises(TnNotSupportedError, match="did not finish within"):
+        render(_mps_gradient(30)["G"])
+
+
+def test_empty_and_tensorless_pictures() -> None:
+    assert _groups(render_program([])) is not None
+    scalar = Network("S", (), (Term((), Coeff(2.0)),))
+    assert [_texts(g) for g in _groups(render(scalar)) if g.get("class") == "coefficient"] == [["2"]]
+    signed = Network("T", (("a",),), (Term((), Coeff(-1.0)),))
+    assert [_texts(g) for g in _groups(render(signed)) if g.get("class") == "coefficient"] == [["− 1"]]

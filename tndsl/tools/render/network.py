@@ -9,7 +9,7 @@ pattern Π, a small letter says its role: ``i`` input, ``o`` output, ``k`` kerne
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Mapping
 
 from ...ir import Coeff, Kind, Network, Term
 from .dot import Graph, Value
