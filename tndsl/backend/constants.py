@@ -52,13 +52,15 @@ def constant_value(network: Network, tensor: Tensor, sizes, dtype: torch.dtype, 
     """The dense value of a non-input tensor occurrence for the given label sizes."""
     shape = [int(sizes[leg]) for leg in tensor.legs]
     if tensor.kind is Kind.PATTERN:
-        return dense_pattern(network.spec_of(tensor), *shape, dtype, device)
+        size_in, size_out, kernel = shape
+        return dense_pattern(network.spec_of(tensor), size_in, size_out, kernel, dtype, device)
     if tensor.kind is Kind.PATTERN_SUM:
         spec = network.spec_of(tensor)
         size_in, kernel = shape
         return dense_pattern(spec, size_in, spec.out_size(size_in, kernel), kernel, dtype, device).sum(1)
-    if tensor.kind is Kind.SLICE:
-        return dense_slice(tensor.slice.start, tensor.slice.step, *shape, dtype, device)
+    if tensor.kind is Kind.SLICE and tensor.slice is not None:
+        size_in, size_out = shape
+        return dense_slice(tensor.slice.start, tensor.slice.step, size_in, size_out, dtype, device)
     if tensor.kind is Kind.DELTA:
         if len(set(shape)) > 1:
             raise ValueError(f"delta with legs of different sizes {shape}")

@@ -97,6 +97,7 @@ class Operand:
     window: bool = False
     select: int = 0  # an index: its last ``select`` labels are the target legs (var holds integers)
     base: WindowBase | None = None  # for a window view: the padded input it views
+    key: object = None  # for a constant: what its value is (equal keys, equal values)
     _value: torch.Tensor | None = field(default=None, repr=False)
 
     @staticmethod
@@ -604,7 +605,7 @@ def _axis_matrix(ctx: _Context) -> list[Operand] | None:
 
     var = x.var if axis == len(x.labels) - 1 else ctx.ops.add("movedim", x.var, source=axis, destination=-1)
     shape = (ctx.sizes[i], ctx.sizes[k])
-    var = ctx.ops.add("matmul", var, ctx.ops.constant(matrix, shape=shape, key=("matrix", id(m), m.labels == (i, k))))
+    var = ctx.ops.add("matmul", var, ctx.ops.constant(matrix, shape=shape, key=("matrix", m.key or id(m), m.labels == (i, k))))
     labels = x.labels[:axis] + x.labels[axis + 1 :] + (k,)
     return ctx.replace([x, m], Operand(labels, var=var))
 

@@ -110,7 +110,9 @@ class _Planner:
             pattern = PatternUse(network.spec_of(tensor), *(sizes[leg] for leg in tensor.legs))
         elif tensor.kind is Kind.SLICE:
             slicing = (tensor.slice.start, tensor.slice.step)
-        return Operand(labels, make=make, pattern=pattern, slicing=slicing)
+        shape = tuple(sizes[leg] for leg in tensor.legs)
+        what = network.spec_of(tensor) if tensor.kind.uses_pattern else tensor.slice
+        return Operand(labels, make=make, pattern=pattern, slicing=slicing, key=(tensor.kind, what, shape))
 
 
 def plan(
@@ -259,7 +261,7 @@ def _var(op: Operand, ops: OpList, sizes: Mapping[str, int]) -> str:
     """The variable of an operand; a constant is registered (and made only if used)."""
     if op.var is not None:
         return op.var
-    return ops.constant(lambda: op.value, shape=tuple(sizes[l] for l in op.labels), key=("operand", id(op)))
+    return ops.constant(lambda: op.value, shape=tuple(sizes[l] for l in op.labels), key=("operand", op.key or id(op)))
 
 
 def _project(operands: list[Operand], keep: tuple[str, ...], sizes: Mapping[str, int], ops: OpList) -> list[Operand]:
@@ -355,7 +357,8 @@ def _single(op: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[st
     """
     if op.constant:
         equation = einsum_equation([op.labels], labels)
-        return Operand(labels, make=lambda: torch.einsum(equation, op.value))
+        key = None if op.key is None else (op.key, equation)
+        return Operand(labels, make=lambda: torch.einsum(equation, op.value), key=key)
     var = op.var
     current = op.labels
     if len(set(current)) != len(current):
@@ -382,7 +385,8 @@ def _pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: M
         return _broadcast_pair(a, b, labels, ops, sizes)
     equation = einsum_equation([a.labels, b.labels], labels)
     if a.constant and b.constant:  # folded at plan time
-        return Operand(labels, make=lambda: torch.einsum(equation, a.value, b.value))
+        key = None if a.key is None or b.key is None else (a.key, b.key, equation)
+        return Operand(labels, make=lambda: torch.einsum(equation, a.value, b.value), key=key)
     return Operand(labels, var=ops.add("einsum", _var(a, ops, sizes), _var(b, ops, sizes), equation=equation))
 
 

@@ -14,7 +14,7 @@ from ..frontend import ast
 from ..frontend.builder import build
 from ..frontend.limits import MAX_SIZE, Limits
 from ..frontend.parser import parse
-from ..ir import Network, TnCallError, TnError, TnNotSupportedError, solve
+from ..ir import Network, Source, Span, TnCallError, TnError, TnNotSupportedError, TnSyntaxError, sizes_of, solve
 from .constants import ConstantCache
 from .einsum import MAX_LETTERS, TooManyLegs
 from .emit import compile_plan, function_name
@@ -202,7 +202,7 @@ class Function:
         values, unknown = solve(self.network, [tuple(t.shape) for t in tensors], keywords)
         if unknown:  # not reached: the static check in _with_keyword_sizes covers every label
             raise self._error(f"cannot infer the size of leg(s) {', '.join(unknown)}")
-        signature = Signature.of(tensors, values)
+        signature = Signature.of(tensors, sizes_of(values))
         try:
             return plan(self.network, signature, self.lowering, self._constants)
         except TooManyLegs as error:
@@ -261,7 +261,21 @@ def load(path: str | os.PathLike, lowering: Lowering | None = None, limits: Limi
     """Load a ``.tn`` file; messages name it by the path given."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as error:
         raise TnError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _not_utf8(path, data, error.start) from None
     return Program(text, str(path), lowering, limits)
+
+
+def _not_utf8(path: Path, data: bytes, start: int) -> TnSyntaxError:
+    """A positioned error at the first byte that is not UTF-8."""
+    line_start = data.rfind(b"\n", 0, start) + 1
+    line = data.count(b"\n", 0, start) + 1
+    col = len(data[line_start:start].decode("utf-8", "replace")) + 1
+    source = Source(data.decode("utf-8", "replace"), str(path))
+    return TnSyntaxError(f"the file is not UTF-8 text: byte 0x{data[start]:02x} cannot be read", Span(line, col, line, col + 1, source),
+                         "save the file as UTF-8")

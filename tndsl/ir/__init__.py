@@ -11,7 +11,7 @@ from .names import FreshNames
 from .network import Coeff, InputSpec, Network, Tensor, Term, format_network
 from .patterns import PATTERN_KINDS, Family, PatternParamError, PatternSpec, family
 from .sizes import ShapeOf, Size, SizeTable
-from .solver import KNOWN, ambiguous, check_inferable, solve
+from .solver import KNOWN, ambiguous, check_inferable, sizes_of, solve
 
 __all__ = [
     "Kind",
@@ -33,6 +33,7 @@ __all__ = [
     "FreshNames",
     "inline",
     "solve",
+    "sizes_of",
     "check_inferable",
     "KNOWN",
     "format_network",

@@ -83,7 +83,7 @@ class TnError(Exception):
 
 
 def _rebuild(cls: type, message: str, span: Span | None, hint: str | None) -> TnError:
-    error = Exception.__new__(cls)
+    error: TnError = Exception.__new__(cls)
     TnError.__init__(error, message, span, hint)
     return error
 
@@ -178,4 +178,22 @@ class LimitExceeded(TnNotSupportedError):
         self.limit = limit
 
 
-__all__ = ["Source", "Span"] + [name for name, value in list(globals().items()) if isinstance(value, type) and issubclass(value, TnError)]
+__all__ = [
+    "Source",
+    "Span",
+    "TnError",
+    "TnSyntaxError",
+    "TnNameError",
+    "TnArityError",
+    "TnSizeError",
+    "TnDefinitionError",
+    "TnPatternError",
+    "TnCallError",
+    "TnNotSupportedError",
+    "UnknownName",
+    "WrongLegCount",
+    "AbsentInput",
+    "DuplicateLabel",
+    "CannotInferSize",
+    "LimitExceeded",
+]

@@ -235,9 +235,9 @@ class Network:
             rank = {name: i for i, name in enumerate(order)}
             kept.sort(key=lambda s: rank.get(s.name, len(rank)))
         found: dict[str, Family] = {}
-        for name, spec in self.patterns if patterns is None else patterns:
+        for name, pattern in self.patterns if patterns is None else patterns:
             if name in used_patterns:
-                found.setdefault(name, spec)
+                found.setdefault(name, pattern)
         return replace(self, inputs=tuple(kept), patterns=tuple(found.items()))
 
 

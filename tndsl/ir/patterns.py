@@ -127,7 +127,7 @@ class PatternSpec:
             parts.append(f"stride={self.stride}")
         if self.padding == "same":
             parts.append("padding='same'")
-        elif self.padding != (0, 0):
+        elif isinstance(self.padding, tuple) and self.padding != (0, 0):
             left, right = self.padding
             parts.append(f"padding={left}" if left == right else f"padding=({left}, {right})")
         if self.dilation != 1:

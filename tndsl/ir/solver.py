@@ -17,7 +17,7 @@ from .kinds import Kind
 from .network import Network
 from .sizes import ShapeOf
 
-__all__ = ["KNOWN", "solve", "check_inferable", "ambiguous", "SizeConflict"]
+__all__ = ["KNOWN", "solve", "sizes_of", "check_inferable", "ambiguous", "SizeConflict"]
 
 
 class _Known:
@@ -66,6 +66,14 @@ class _State:
 
 def _combine(*values: Value) -> bool:
     return all(isinstance(v, int) for v in values)
+
+
+def sizes_of(values: Mapping[str, Value]) -> dict[str, int]:
+    """A call-time solution (argument shapes given) as plain ints: every size is known."""
+    sizes = {label: value for label, value in values.items() if isinstance(value, int)}
+    if len(sizes) != len(values):
+        raise ValueError(f"sizes not known yet: {', '.join(sorted(set(values) - set(sizes)))}")
+    return sizes
 
 
 def solve(
@@ -164,15 +172,17 @@ def _axis_rule(name: str, axis_index: int, declared: tuple[str, ...], legs: tupl
         if len(legs) == 1:
             return state.set(legs[0], dim, f"{where} (leg {declared[0]})", empty=True)
         missing = [i for i, v in enumerate(values) if v is None]
-        if not missing and isinstance(dim, int) and _combine(*values) and math.prod(values) != dim:
+        ints = [v for v in values if isinstance(v, int)]
+        if not missing and isinstance(dim, int) and len(ints) == len(values) and math.prod(ints) != dim:
             sizes = " × ".join(f"{leg}={v}" for leg, v in zip(legs, values))
             raise SizeConflict(f"{where} has size {dim}, but its legs ({' '.join(declared)}) give {sizes}")
         if len(missing) != 1:
             return False
         known = [v for v in values if v is not None]
+        known_ints = [v for v in known if isinstance(v, int)]
         leg = legs[missing[0]]
-        if isinstance(dim, int) and _combine(*known):
-            rest = math.prod(known)
+        if isinstance(dim, int) and len(known_ints) == len(known):
+            rest = math.prod(known_ints)
             if rest == 0 or dim % rest:
                 raise SizeConflict(f"{where} has size {dim}, which the other legs of ({' '.join(declared)}) (product {rest}) do not divide")
             return state.set(leg, dim // rest, f"{where} split as ({' '.join(declared)})", empty=True)

@@ -25,7 +25,7 @@ import torch
 from ..backend.constants import constant_value
 from ..backend.einsum import einsum_equation
 from ..backend.signature import promote
-from ..ir import Kind, Network, Term, TnCallError, solve
+from ..ir import Kind, Network, Term, TnCallError, sizes_of, solve
 
 __all__ = ["dense_reference"]
 
@@ -61,7 +61,7 @@ def dense_reference(
     values, unknown = solve(network, [tuple(t.shape) for t in args], dict(keywords or {}))
     if unknown:
         raise TnCallError(f"dense reference of '{network.name}': unknown sizes {', '.join(unknown)}", network.span)
-    sizes = {label: int(value) for label, value in values.items()}
+    sizes = sizes_of(values)
     dtype, device = promote([value for spec, value in zip(network.inputs, args) if not spec.target])
     by_name = {spec.name: value.to(dtype) for spec, value in zip(network.inputs, args) if not spec.target}
     indices = {spec.name: value for spec, value in zip(network.inputs, args) if spec.target}

@@ -1,4 +1,4 @@
-"""Derived networks by graph rewriting: grad, vjp, jvp and vmap (DESIGN §2).
+"""Derived networks by graph rewriting: grad, vjp, jvp and vmap (docs/language.md, docs/rewrites.md).
 
 Every rewrite is a pure function ``Network -> Network``; nothing is mutated.
 

@@ -153,8 +153,9 @@ def parse_check_lines(text: str, filename: str = "<string>") -> list[CheckSpec]:
                     keywords[name[1]] = size
                 if not tokens.accept(","):
                     break
-        if tokens.peek() is not None:
-            raise TnCheckError(f"check line: unexpected '{tokens.peek()[1]}'", tokens.span(tokens.peek()[2]))
+        extra = tokens.peek()
+        if extra is not None:
+            raise TnCheckError(f"check line: unexpected '{extra[1]}'", tokens.span(extra[2]))
         specs.append(
             CheckSpec(
                 definition,

@@ -19,9 +19,11 @@ from ..reference import dense_reference
 from .lines import CheckSpec, parse_check_lines
 from .references import DENSE, REFERENCES
 
-__all__ = ["Row", "TOLERANCE", "check_file", "check_main", "format_table", "relative_error"]
+__all__ = ["Row", "TOLERANCE", "MAX_ELEMENTS", "check_file", "check_main", "format_table", "relative_error"]
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
+#: The most input elements one check line may ask for (random tensors are allocated).
+MAX_ELEMENTS = 10_000_000
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Row:
     dense_error: float | None  # vs dense_reference
     passed: bool
     message: str = ""
+    hint: str = ""
 
 
 def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
@@ -74,7 +77,7 @@ def check_file(
         program = load(path)
         specs = parse_check_lines(program.text, str(path))
     except TnError as error:
-        return [Row(str(path), "-", "-", "-", None, None, False, str(error).splitlines()[0])]
+        return [Row(str(path), "-", "-", "-", None, None, False, str(error).splitlines()[0], error.hint or "")]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: a thread pool only costs time
     try:
@@ -84,10 +87,11 @@ def check_file(
 
 
 def _check_program(
-    program: Program, specs: list[CheckSpec], path: Path, dtype, tol: float, device, modules: tuple[str, ...]
+    program: Program, specs: list[CheckSpec], path: Path, dtype: torch.dtype, tol: float, device: str | torch.device,
+    modules: tuple[str, ...],
 ) -> list[Row]:
-    rows = []
-    by_name = {}
+    rows: list[Row] = []
+    by_name: dict[str, CheckSpec] = {}
     for spec in specs:
         if spec.definition not in program.functions:
             rows.append(Row(str(path), spec.definition, spec.reference, _format_shapes(spec), None, None, False,
@@ -99,17 +103,21 @@ def _check_program(
             continue
         by_name[spec.definition] = spec
     for name in program:
-        spec = by_name.get(name)
-        if spec is None:
-            rows.append(Row(str(path), name, "-", "-", None, None, False, "no '# check:' line for this definition"))
+        found = by_name.get(name)
+        if found is None:
+            rows.append(Row(str(path), name, "-", "-", None, None, False, "no '# check:' line for this definition",
+                            f"add a line such as '# check: {name} = dense() with NAME[d0, d1], ...' to the file"))
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # torch: "padding='same' ... zero-padded copy"
-            rows.append(_check_one(program, spec, str(path), dtype, tol, torch.device(device), modules))
+            rows.append(_check_one(program, found, str(path), dtype, tol, torch.device(device), modules))
     return rows
 
 
-def _check_one(program: Program, spec: CheckSpec, file: str, dtype, tol: float, device, modules: tuple[str, ...]) -> Row:
+def _check_one(
+    program: Program, spec: CheckSpec, file: str, dtype: torch.dtype, tol: float, device: torch.device,
+    modules: tuple[str, ...],
+) -> Row:
     function = program[spec.definition]
     network = program.networks[spec.definition]
     shapes = dict(spec.shapes)
@@ -118,6 +126,12 @@ def _check_one(program: Program, spec: CheckSpec, file: str, dtype, tol: float, 
     missing = sorted(needed - set(shapes))
     if missing:
         row.message = f"no shape given for {', '.join(missing)}"
+        row.hint = f"add {', '.join(f'{name}[...]' for name in missing)} after 'with' in the '# check:' line"
+        return row
+    elements = sum(math.prod(shape) for shape in shapes.values())
+    if elements > MAX_ELEMENTS:
+        row.message = f"the shapes ask for {elements:,} elements; a check allocates at most {MAX_ELEMENTS:,}"
+        row.hint = "use smaller shapes in the '# check:' line"
         return row
     generator = torch.Generator().manual_seed(zlib.crc32(f"{file}:{spec.definition}".encode()) & 0x7FFFFFFF)
     tensors = {
@@ -138,8 +152,9 @@ def _check_one(program: Program, spec: CheckSpec, file: str, dtype, tol: float, 
                 row.message = f"shape {tuple(value.shape)} but {spec.reference} gives {tuple(reference.shape)}"
     except TnError as error:
         row.message = str(error).splitlines()[0]
+        row.hint = error.hint or ""
         return row
-    except (RuntimeError, ValueError, TypeError) as error:
+    except (RuntimeError, ValueError, TypeError, MemoryError) as error:
         row.message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         return row
     errors = [e for e in (row.error, row.dense_error) if e is not None]
@@ -187,7 +202,8 @@ def _random_indices(network, shapes: dict, keywords: dict, generator, device) ->
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    """A plain-text table: file, op, reference, shapes, errors, status."""
+    """A plain-text table: file, op, reference, shapes, errors, status; a failing row's
+    hint on the line below it."""
     def err(value: float | None) -> str:
         return "-" if value is None else f"{value:.1e}"
 
@@ -206,8 +222,10 @@ def format_table(rows: Sequence[Row]) -> str:
     ]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header) - 1)]
     lines = []
-    for r in [header, *body]:
+    for r, row in zip([header, *body], [None, *rows]):
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(r, widths)) + "  " + r[-1])
+        if row is not None and not row.passed and row.hint:
+            lines.append(f"    hint: {row.hint}")
     lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * len(header[-1]))
     passed = sum(row.passed for row in rows)
     lines.append(f"{passed}/{len(rows)} passed")
