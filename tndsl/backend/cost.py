@@ -31,8 +31,8 @@ def _reshape(x: Sequence[Shape], p: dict) -> Shape:
 
 
 def _drop(shape: Shape, dims: Sequence[int]) -> Shape:
-    dims = {d % len(shape) for d in dims} if shape else set()
-    return tuple(v for k, v in enumerate(shape) if k not in dims)
+    dropped = {d % len(shape) for d in dims} if shape else set()
+    return tuple(v for k, v in enumerate(shape) if k not in dropped)
 
 
 def _movedim(x: Sequence[Shape], p: dict) -> Shape:

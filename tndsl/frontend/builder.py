@@ -318,8 +318,8 @@ class Builder:
         if name in self.decls.patterns:
             self._check_count(factor, ("in", "out", "kernel"), "pattern")
             dims = self.decls.patterns[name]
-            if factor.dim is not None and factor.dim >= len(dims):  # type: ignore[arg-type]
-                raise TnPatternError(f"pattern {name} has {len(dims)} dimensions; '{name}.{factor.dim}' is not one", factor.span)  # type: ignore[arg-type]
+            if factor.dim is not None and factor.dim >= len(dims):
+                raise TnPatternError(f"pattern {name} has {len(dims)} dimensions; '{name}.{factor.dim}' is not one", factor.span)
             return [_Term(Coeff(), (Tensor(Kind.PATTERN, name, labels, factor.span, dim=factor.dim),), mentioned)]
         if name in self.decls.definitions:
             network = self.network(name, factor.span)

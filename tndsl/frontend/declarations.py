@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from typing import Sequence
 
-from ..ir import DuplicateLabel, InputSpec, PatternSpec, Span
+from ..ir import DuplicateLabel, Family, InputSpec, Span
 from . import ast
 
 __all__ = ["Declarations", "DELTA", "check_unique"]
@@ -20,7 +20,7 @@ class Declarations:
 
     inputs: dict[str, InputSpec] = field(default_factory=dict)
     sizes: dict[str, int | None] = field(default_factory=dict)
-    patterns: dict[str, PatternSpec] = field(default_factory=dict)
+    patterns: dict[str, Family] = field(default_factory=dict)
     definitions: dict[str, ast.Definition] = field(default_factory=dict)
     spans: dict[str, Span | None] = field(default_factory=dict)
     vmapped: dict[str, str] = field(default_factory=dict)  # input made by vmap -> the input it batches

@@ -172,7 +172,7 @@ def family(**params: object) -> Family:
     (dims,) = set(lengths.values())
     if dims < 1:
         raise PatternParamError(next(iter(lengths)), "a per-dimension parameter needs at least one value")
-    return tuple(
-        PatternSpec.create(**{name: value[d] if name in lengths else value for name, value in params.items()})
-        for d in range(dims)
-    )
+    def pick(name: str, value: object, d: int) -> object:
+        return value[d] if name in lengths and isinstance(value, tuple) else value
+
+    return tuple(PatternSpec.create(**{name: pick(name, value, d) for name, value in params.items()}) for d in range(dims))

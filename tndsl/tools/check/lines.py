@@ -101,19 +101,20 @@ def parse_check_lines(text: str, filename: str = "<string>") -> list[CheckSpec]:
         tokens = _Tokens(match.group(1), number, match.start(1) + 1, source)
         _, definition, col = tokens.next("name", what="a definition name")
         tokens.next("punct", "=", "'='")
-        reference = tokens.next("name", what="a reference name")
-        name = reference[1]
+        first = tokens.next("name", what="a reference name")
+        reference_name = first[1]
         while tokens.accept("."):  # a user module's dotted path
-            name += "." + tokens.next("name", what="a module name")[1]
+            reference_name += "." + tokens.next("name", what="a module name")[1]
         if tokens.accept(":"):
-            name += ":" + tokens.next("name", what="a function name")[1]
-        elif "." in name:
-            raise TnCheckError("a reference in a module is written module:function", tokens.span(reference[2]))
-        reference = ("name", name, reference[2])
-        if ":" not in name and name != DENSE and name not in REFERENCES:
+            reference_name += ":" + tokens.next("name", what="a function name")[1]
+        elif "." in reference_name:
+            raise TnCheckError("a reference in a module is written module:function", tokens.span(first[2]))
+        reference = ("name", reference_name, first[2])
+        if ":" not in reference_name and reference_name != DENSE and reference_name not in REFERENCES:
             raise TnCheckError(
-                f"unknown reference '{name}'; expected 'dense', module:function or one of {', '.join(sorted(REFERENCES))}",
-                tokens.span(reference[2]),
+                f"unknown reference '{reference_name}'; expected 'dense', module:function or one of "
+                f"{', '.join(sorted(REFERENCES))}",
+                tokens.span(first[2]),
             )
         tokens.next("punct", "(", "'('")
         arguments: list[str] = []

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import torch
 
 from ...backend.program import Program, load
-from ...ir import TnError, solve
+from ...ir import TnError, sizes_of, solve
 from ..reference import dense_reference
 from .lines import CheckSpec, parse_check_lines
 from .references import DENSE, REFERENCES
@@ -192,11 +192,11 @@ def _random_indices(network, shapes: dict, keywords: dict, generator, device) ->
     specs = [spec for spec in network.inputs if spec.target]
     if not specs:
         return {}
-    values, _ = solve(network, [shapes[spec.name] for spec in network.inputs], keywords)
+    values = sizes_of(solve(network, [shapes[spec.name] for spec in network.inputs], keywords)[0])
     indices = {}
     for spec in specs:
         use = next(t for term in network.terms for t in term.tensors if t.name == spec.name)
-        high = math.prod(int(values[leg]) for leg in use.legs[len(use.legs) - len(spec.target) :])
+        high = math.prod(values[leg] for leg in use.legs[len(use.legs) - len(spec.target) :])
         indices[spec.name] = torch.randint(0, high, shapes[spec.name], generator=generator).to(device)
     return indices
 

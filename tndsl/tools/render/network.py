@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ...ir import Coeff, Kind, Network, Term
+from ...ir import Coeff, Kind, Network, Tensor, Term
 from .dot import Graph, Value
 
 __all__ = ["COLORS", "term_graph", "term_depth", "coefficient_text", "text_graph"]
@@ -58,7 +58,7 @@ def term_graph(network: Network, term: Term, prefix: str, bottom: int,
     _place_open_ends(drawing, network, prefix, bottom)
     for index, tensor in enumerate(term.tensors):
         node = f"{prefix}x{index}"
-        drawing.nodes[node] = _tensor_attrs(network, tensor.kind, tensor.name, tensor.slice, (badges or {}).get((tensor.kind, tensor.name), ""))
+        drawing.nodes[node] = _tensor_attrs(network, tensor, (badges or {}).get((tensor.kind, tensor.name), ""))
     graph = Graph(attrs={"rankdir": "LR"} if sideways else {})
     for tail, head, attrs in drawing.edges:
         if sideways and attrs.get("headport") == "n":
@@ -170,15 +170,18 @@ def text_graph(name: str, label: str, css: str, fontsize: int) -> Graph:
     return graph
 
 
-def _tensor_attrs(network: Network, kind: Kind, name: str, slicing, badge: str) -> dict[str, Value]:
+def _tensor_attrs(network: Network, tensor: Tensor, badge: str) -> dict[str, Value]:
+    kind, name, slicing = tensor.kind, tensor.name, tensor.slice
     if kind is Kind.DELTA:
         return _dot_attrs()
     if kind in _PORTS:
-        if kind is Kind.SLICE:
+        if kind is Kind.SLICE and slicing is not None:
             symbol, params = "S", f"start={slicing.start}, step={slicing.step}"
         else:
-            spec = dict(network.patterns).get(name)
+            spec = network.spec_of(tensor) if name in dict(network.patterns) else None
             params = "" if spec is None else spec.describe()[len("conv(") : -1]
+            if tensor.dim is not None:
+                params = f"dim {tensor.dim}" + (f", {params}" if params else "")
             symbol = "Π" if kind is Kind.PATTERN else "ΣₒΠ"
         symbol = f"{symbol} {badge}" if badge else symbol
         return {"label": f"{symbol}\n{params}" if params else symbol, "shape": "box", "style": "filled",
