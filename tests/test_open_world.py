@@ -252,3 +252,13 @@ def test_check_lines_name_user_references_from_allowed_modules(tmp_path):
     assert not refused.passed and "may not import" in refused.message  # nothing is imported unasked
     (row,) = check_file(tmp_path / "fold.tn", modules=["myrefs_check"])
     assert row.passed and row.error is not None and row.error < 1e-12, row
+
+
+def test_cli_check_imports_only_named_modules(tmp_path, capsys):
+    from tndsl.tools.cli import main
+
+    (tmp_path / "fold.tn").write_text(FOLD_CHECK.replace("myrefs:", "myrefs_cli:"))
+    (tmp_path / "myrefs_cli.py").write_text(MYREFS)
+    assert main(["check", str(tmp_path / "fold.tn")]) == 1
+    assert "--import myrefs_cli" in capsys.readouterr().out  # the hint says how
+    assert main(["check", "--import", "myrefs_cli", str(tmp_path / "fold.tn")]) == 0

@@ -22,7 +22,10 @@ __all__ = ["main"]
 
 _EXAMPLES = {
     "compile": "examples:\n  tndsl compile gallery/conv.tn -o conv.py\n  tndsl compile gallery/*.tn -o out/      # one module per file",
-    "check": "examples:\n  tndsl check gallery/conv.tn\n  tndsl check gallery/*.tn                # one table for all files",
+    "check": (
+        "examples:\n  tndsl check gallery/conv.tn\n  tndsl check gallery/*.tn                # one table for all files\n"
+        "  tndsl check --import myrefs fold.tn     # lets '# check: Y = myrefs:my_fold(...)' import myrefs"
+    ),
     "render": (
         "examples:\n  tndsl render gallery/conv.tn -o conv.svg\n"
         "  tndsl render gallery/conv.tn -n Y2 --plan -o conv_plan.svg   # shapes from the # check: line\n"
@@ -53,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
 
     check = command("check", "compare every definition with an independent reference")
     check.add_argument("files", nargs="+", metavar="FILE", help=".tn programs")
+    check.add_argument("--import", dest="modules", action="append", default=[], metavar="MODULE",
+                       help="a module whose functions check lines may name as module:function (repeatable)")
 
     render = command("render", "draw definitions as a diagram, optionally with the plan for given shapes")
     render.add_argument("files", nargs="+", metavar="FILE", help=".tn programs")
@@ -155,7 +160,7 @@ def _compile(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from .check import check_main
 
-    return check_main(args.files)
+    return check_main(args.files, modules=args.modules)
 
 
 def _render(args: argparse.Namespace) -> int:
