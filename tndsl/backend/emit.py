@@ -32,6 +32,11 @@ def _ints(values: Sequence[int]) -> str:
     return "(" + "".join(f"{int(v)}, " for v in values) + ")"
 
 
+def _call(function: str, *arguments: str) -> str:
+    """``function(a, b, ...)`` from generated argument texts."""
+    return f"{function}({', '.join(arguments)})"
+
+
 def _float(value: float) -> str:
     value = float(value)
     return repr(value) if math.isfinite(value) else f"float({literal(str(value))})"
@@ -82,21 +87,20 @@ PRINTERS: dict[str, Printer] = {
     "add": lambda x, p: f"{x[0]} + {x[1]}",
     "scale": lambda x, p: f"{x[0]} * {_float(p['factor'])}",
     "matmul": lambda x, p: f"{x[0]} @ {x[1]}",
-    "conv": lambda x, p: (
-        f"F.conv{int(p['dims'])}d({x[0]}, {x[1]}, None, {_ints(p['stride'])}, {_ints(p['padding'])}, "
-        f"{_ints(p['dilation'])}, {int(p['groups'])})"
+    "conv": lambda x, p: _call(
+        f"F.conv{int(p['dims'])}d", x[0], x[1], "None", _ints(p["stride"]), _ints(p["padding"]), _ints(p["dilation"]),
+        str(int(p["groups"])),
     ),
-    "conv_weight": lambda x, p: (
-        f"torch.nn.grad.conv{int(p['dims'])}d_weight({x[0]}, {_ints(p['weight'])}, {x[1]}, {_ints(p['stride'])}, "
-        f"{_ints(p['padding'])}, {_ints(p['dilation'])}, {int(p['groups'])})"
+    "conv_weight": lambda x, p: _call(
+        f"torch.nn.grad.conv{int(p['dims'])}d_weight", x[0], _ints(p["weight"]), x[1], _ints(p["stride"]),
+        _ints(p["padding"]), _ints(p["dilation"]), str(int(p["groups"])),
     ),
-    "conv_transpose": lambda x, p: (
-        f"F.conv_transpose{int(p['dims'])}d({x[0]}, {x[1]}, None, {_ints(p['stride'])}, {_ints(p['padding'])}, "
-        f"{_ints(p['output_padding'])}, {int(p['groups'])}, {_ints(p['dilation'])})"
+    "conv_transpose": lambda x, p: _call(
+        f"F.conv_transpose{int(p['dims'])}d", x[0], x[1], "None", _ints(p["stride"]), _ints(p["padding"]),
+        _ints(p["output_padding"]), str(int(p["groups"])), _ints(p["dilation"]),
     ),
-    "fold": lambda x, p: (
-        f"F.fold({x[0]}, {_ints(p['output_size'])}, {_ints(p['kernel_size'])}, {_ints(p['dilation'])}, 0, "
-        f"{_ints(p['stride'])})"
+    "fold": lambda x, p: _call(
+        "F.fold", x[0], _ints(p["output_size"]), _ints(p["kernel_size"]), _ints(p["dilation"]), "0", _ints(p["stride"])
     ),
     "take": lambda x, p: f"{x[0]}[{_take(x[1], p)}]",
     "gram": lambda x, p: f"torch.baddbmm({x[1]}, {_gram_product(x[0], p)}, beta=0, alpha={_float(p['alpha'])})",
