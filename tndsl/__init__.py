@@ -46,6 +46,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "render": ("tndsl.tools.render", "render"),
     "rewrite": ("tndsl.transforms.rewrite", None),
     "simplify": ("tndsl.transforms.simplify", None),
+    "curvature": ("tndsl.curvature", None),
 }
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "TnNotSupportedError",
     "rewrite",
     "simplify",
+    "curvature",
 ]
 
 
