@@ -29,6 +29,7 @@ def test_wheel_contains_grammar_and_entry_point(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         assert "tndsl/tn.lark" in names
+        assert "tndsl/curvature/kfac.tn" in names  # tndsl.curvature's factor program
         grammar = archive.read("tndsl/tn.lark").decode()
         assert grammar == (ROOT / "grammars" / "tn.lark").read_text()
         entry = next(n for n in names if n.endswith("entry_points.txt"))

@@ -46,11 +46,13 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "render": ("tndsl.tools.render", "render"),
     "rewrite": ("tndsl.transforms.rewrite", None),
     "simplify": ("tndsl.transforms.simplify", None),
+    "curvature": ("tndsl.curvature", None),
 }
 
 __all__ = [
     "Coeff",
     "compile",
+    "curvature",
     "format_program",
     "Function",
     "InputSpec",

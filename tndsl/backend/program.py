@@ -6,12 +6,12 @@ import os
 from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Callable, Iterator, Union
 
 import torch
 
 from ..frontend import ast
-from ..frontend.builder import build
+from ..frontend.builder import build, build_each
 from ..frontend.limits import MAX_SIZE, Limits
 from ..frontend.parser import parse
 from ..ir import Network, Source, Span, TnCallError, TnError, TnNotSupportedError, TnSyntaxError, sizes_of, solve
@@ -19,6 +19,7 @@ from .constants import ConstantCache
 from .einsum import MAX_LETTERS, TooManyLegs
 from .emit import compile_plan, function_name
 from .ops import Plan
+from .params import Unbuilt, Variants, normalize
 from .plan import plan
 from .signature import Signature, promote
 
@@ -81,6 +82,8 @@ class Function:
         self._fast: dict[tuple, Any] = {}  # call signature -> (function, argument order)
         self.keywords = self.network.size_table.keywords()
         self.required = _required_keywords(self.network)
+        self.params: frozenset[str] = frozenset()  # program parameters a call may bind (set by Program)
+        self._variant: Callable[[dict[str, Any]], Function] | None = None
 
     @property
     def name(self) -> str:
@@ -94,7 +97,17 @@ class Function:
         args = ", ".join(self.inputs + tuple(f"{k}=" if k in self.required else f"{k}=None" for k in self.keywords))
         return f"<tndsl function {self.name}({args})>"
 
+    def _for_params(self, kwargs: dict[str, Any]) -> tuple[Function, dict[str, Any]]:
+        """The function built for the program parameters among ``kwargs``, and the rest."""
+        given = {k: v for k, v in kwargs.items() if k in self.params}
+        if not given or self._variant is None:
+            return self, kwargs
+        return self._variant(given), {k: v for k, v in kwargs.items() if k not in given}
+
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if self.params and kwargs and not self.params.isdisjoint(kwargs):
+            function, kwargs = self._for_params(kwargs)
+            return function(*args, **kwargs)
         try:  # fast path: a call signature planned before (types are part of it: 2 != 2.0)
             key = (
                 tuple((type(a), a.shape, a.dtype, a.device) for a in args),
@@ -132,11 +145,17 @@ class Function:
 
     def source(self, *args: Any, **kwargs: Any) -> str:
         """The generated Python source for these arguments' shapes, dtypes and device."""
+        function, kwargs = self._for_params(kwargs)
+        if function is not self:
+            return function.source(*args, **kwargs)
         tensors, keywords = self._bind(args, kwargs)
         return self._compile(tensors, keywords)[1]
 
     def plan(self, *args: Any, **kwargs: Any) -> Plan:
         """The op list this function runs for these arguments (``print`` it to read it)."""
+        function, kwargs = self._for_params(kwargs)
+        if function is not self:
+            return function.plan(*args, **kwargs)
         tensors, keywords = self._bind(args, kwargs)
         return self._plan(tensors, keywords)
 
@@ -165,7 +184,7 @@ class Function:
                     raise self._error(f"size '{key}' must be a positive integer up to 2**63 - 1, not {value!r}")
                 keywords[key] = value
             else:
-                expected = ", ".join(names + self.keywords)
+                expected = ", ".join(names + self.keywords + tuple(sorted(self.params)))
                 raise self._error(f"unexpected argument '{key}' (expected {expected})")
         missing = [n for n in names if n not in bound]
         if missing:
@@ -215,18 +234,48 @@ class Function:
 
 
 class Program:
-    """A parsed and built ``.tn`` program: one :class:`Function` per definition."""
+    """A parsed and built ``.tn`` program: one :class:`Function` per definition.
+
+    ``params`` bind the program's ``param`` declarations (see :mod:`.params`); a call may
+    bind the others by keyword, and each distinct binding is built once.
+    """
 
     def __init__(
-        self, text: str, filename: str = "<string>", lowering: Lowering | None = None, limits: Limits | None = None
+        self,
+        text: str,
+        filename: str = "<string>",
+        lowering: Lowering | None = None,
+        limits: Limits | None = None,
+        params: dict[str, Any] | None = None,
+        *,
+        _tree: ast.Program | None = None,
     ):
         self.text = text
         self.filename = filename
-        self.ast: ast.Program = parse(text, filename, limits)
-        self.declarations, self.networks = build(self.ast, limits)
-        self.functions = {name: Function(net, lowering) for name, net in self.networks.items()}
+        self.ast: ast.Program = _tree if _tree is not None else parse(text, filename, limits)
+        given = {name: normalize(name, value) for name, value in (params or {}).items()}
+        if given:  # a definition this binding cannot build fails when called, not at load
+            self.declarations, self.networks, errors = build_each(self.ast, limits, given)
+        else:
+            (self.declarations, self.networks), errors = build(self.ast, limits), {}
+        self.params = dict(self.declarations.params)
+        self.functions = {name: Function(network, lowering) for name, network in self.networks.items()}
+        self.unbuilt = {name: Unbuilt(name, error, given) for name, error in errors.items()}
+        self.bindings: Variants[Program] | None = None  # the programs built per binding (root only)
+        if _tree is None and self.params:
+            def make(binding: dict[str, Any]) -> Program:
+                return Program(text, filename, lowering, limits, binding, _tree=self.ast)
+
+            variants: Variants[Program] = Variants(self.params, set(given), make, self)
+            self.bindings = variants
+            free = frozenset(self.params)
+            for name, function in self.functions.items():
+                function.params = free
+                function._variant = lambda binding, name=name: variants.get(binding, name)[name]
 
     def __getitem__(self, name: str) -> Function:
+        if name in self.unbuilt:
+            raise self.unbuilt[name].error()
         try:
             return self.functions[name]
         except KeyError:
@@ -236,6 +285,9 @@ class Program:
         functions = self.__dict__.get("functions", {})
         if name in functions:
             return functions[name]
+        unbuilt = self.__dict__.get("unbuilt", {})
+        if name in unbuilt:
+            raise unbuilt[name].error()
         raise AttributeError(f"no definition named {name!r}; defined: {', '.join(functions)}")
 
     def __iter__(self) -> Iterator[str]:
@@ -246,19 +298,23 @@ class Program:
 
 
 def compile(  # noqa: A001
-    text: str, filename: str = "<string>", lowering: Lowering | None = None, limits: Limits | None = None
+    text: str, filename: str = "<string>", lowering: Lowering | None = None, limits: Limits | None = None, **params: Any
 ) -> Program:
     """Parse, check and build a program; its definitions compile lazily per shape.
+
+    ``params`` bind its ``param`` declarations (``stride=(2, 2)``); a bound parameter
+    cannot be changed per call, an unbound one keeps its default unless a call binds it.
 
     ``lowering``: True (by cost), False or ``"always"``; ``limits`` (:class:`tndsl.Limits`)
     bound the program's size; by default the built-in limits, each overridden by its
     ``TNDSL_<FIELD>`` environment variable.
     """
-    return Program(text, filename, lowering, limits)
+    return Program(text, filename, lowering, limits, params)
 
 
-def load(path: str | os.PathLike, lowering: Lowering | None = None, limits: Limits | None = None) -> Program:
-    """Load a ``.tn`` file; messages name it by the path given."""
+def load(path: str | os.PathLike, lowering: Lowering | None = None, limits: Limits | None = None, **params: Any) -> Program:
+    """Load a ``.tn`` file; messages name it by the path given; ``params`` as for
+    :func:`compile`."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -268,7 +324,7 @@ def load(path: str | os.PathLike, lowering: Lowering | None = None, limits: Limi
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise _not_utf8(path, data, error.start) from None
-    return Program(text, str(path), lowering, limits)
+    return Program(text, str(path), lowering, limits, params)
 
 
 def _not_utf8(path: Path, data: bytes, start: int) -> TnSyntaxError:

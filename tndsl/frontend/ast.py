@@ -19,6 +19,8 @@ __all__ = [
     "SizeDecl",
     "PatternDecl",
     "Param",
+    "ParamDecl",
+    "ParamRef",
     "Definition",
     "Factor",
     "Call",
@@ -82,9 +84,26 @@ class SizeDecl(Node):
 
 
 @dataclass(frozen=True)
+class ParamRef(Node):
+    """A pattern parameter's value given by name: ``conv(stride=stride)`` refers to a
+    ``param stride = ...`` declaration."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Param(Node):
-    """One pattern parameter ``NAME=VALUE``: an int, a string, or a tuple of ints and
-    pairs (one entry per dimension, or a padding pair)."""
+    """One pattern parameter ``NAME=VALUE``: an int, a string, a tuple of ints and
+    pairs (one entry per dimension, or a padding pair), or a declared parameter's name."""
+
+    name: str
+    value: int | tuple | str | ParamRef
+
+
+@dataclass(frozen=True)
+class ParamDecl(Node):
+    """``param NAME = VALUE``: a program parameter with its default, bound by
+    ``tndsl.load(path, NAME=...)`` or by a keyword at call time."""
 
     name: str
     value: int | tuple | str
@@ -159,7 +178,7 @@ class Definition(Node):
     expr: Expr
 
 
-Statement = Union[InputDecl, IndexDecl, SizeDecl, PatternDecl, Definition]
+Statement = Union[InputDecl, IndexDecl, SizeDecl, ParamDecl, PatternDecl, Definition]
 
 
 @dataclass(frozen=True)

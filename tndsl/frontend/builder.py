@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Mapping
 
 from ..ir import (
     PATTERN_KINDS,
@@ -24,6 +25,7 @@ from ..ir import (
     Tensor,
     Term,
     TnDefinitionError,
+    TnError,
     TnNameError,
     TnPatternError,
     TnSizeError,
@@ -34,11 +36,11 @@ from ..ir import (
     inline,
 )
 from . import ast
-from .declarations import DELTA, Declarations, check_unique
+from .declarations import DELTA, Declarations, ParamValue, check_unique
 from .derived import DERIVED, build_derived, not_multilinear
 from .limits import MAX_SIZE, Limits, resolve
 
-__all__ = ["build", "Declarations", "Builder"]
+__all__ = ["build", "build_each", "param_names", "Declarations", "Builder"]
 
 
 @dataclass
@@ -50,9 +52,12 @@ class _Term:
     mentioned: frozenset[str]
 
 
-def build(program: ast.Program, limits: Limits | None = None) -> tuple[Declarations, dict[str, Network]]:
-    """Check declarations and build every definition's network."""
-    decls = _declarations(program)
+def build(
+    program: ast.Program, limits: Limits | None = None, params: Mapping[str, ParamValue] | None = None
+) -> tuple[Declarations, dict[str, Network]]:
+    """Check declarations and build every definition's network; ``params`` bind
+    ``param`` declarations (each name must be declared; the others keep their defaults)."""
+    decls = _declarations(program, params or {})
     builder = Builder(decls, FreshNames(_all_labels(program)), resolve(limits))
     for name in _dependencies_first(decls):
         builder.network(name)
@@ -106,9 +111,44 @@ def _uses(expr: ast.Expr, decls: Declarations) -> list[tuple[str, Span | None]]:
     return [(name, span) for name, span in found if name in decls.definitions]
 
 
-def _declarations(program: ast.Program) -> Declarations:
+def build_each(
+    program: ast.Program, limits: Limits | None = None, params: Mapping[str, ParamValue] | None = None
+) -> tuple[Declarations, dict[str, Network], dict[str, TnError]]:
+    """As :func:`build`, but a definition that cannot be built under these parameters
+    (e.g. a 3-d product under a 2-tuple stride) is returned with its error instead."""
+    decls = _declarations(program, params or {})
+    builder = Builder(decls, FreshNames(_all_labels(program)), resolve(limits))
+    networks: dict[str, Network] = {}
+    errors: dict[str, TnError] = {}
+    for name in _dependencies_first(decls):
+        try:
+            networks[name] = builder.network(name)
+        except TnError as error:
+            errors[name] = error
+            builder.active.clear()
+    return decls, networks, errors
+
+
+def param_names(program: ast.Program) -> tuple[str, ...]:
+    """The names of a program's ``param`` declarations, in order."""
+    return tuple(s.name for s in program.statements if isinstance(s, ast.ParamDecl))
+
+
+def _declarations(program: ast.Program, params: Mapping[str, ParamValue]) -> Declarations:
     decls = Declarations()
+    declared = param_names(program)
+    for name in params:
+        if name not in declared:
+            known = f"declared: {', '.join(declared)}" if declared else "the program declares no 'param'"
+            raise UnknownName("parameter", name, None, declared, known)
+    bound: dict[str, ast.Param] = {}
     for statement in program.statements:
+        if isinstance(statement, ast.ParamDecl):
+            if statement.name in decls.params:
+                raise TnDefinitionError(f"duplicate parameter declaration for '{statement.name}'", statement.span)
+            decls.params[statement.name] = params.get(statement.name, statement.value)
+            bound[statement.name] = ast.Param(statement.name, statement.value, span=statement.span)
+            continue
         if isinstance(statement, ast.SizeDecl):
             if statement.name in decls.sizes:
                 raise TnDefinitionError(f"duplicate size declaration for '{statement.name}'", statement.span)
@@ -128,9 +168,12 @@ def _declarations(program: ast.Program) -> Declarations:
         if isinstance(statement, (ast.InputDecl, ast.IndexDecl)):
             decls.inputs[statement.name] = _input_spec(statement)
         elif isinstance(statement, ast.PatternDecl):
-            decls.patterns[statement.name] = _pattern_spec(statement)
+            decls.patterns[statement.name] = _pattern_spec(statement, decls.params, set(params))
         else:
             decls.definitions[statement.name] = statement
+    for name, value in decls.params.items():  # a parameter is a call keyword: no clash with one
+        if name in decls.inputs or name in decls.sizes:
+            raise TnDefinitionError(f"parameter '{name}' has the name of an input or a size", bound[name].span)
     return decls
 
 
@@ -141,7 +184,8 @@ def _input_spec(decl: ast.InputDecl | ast.IndexDecl) -> InputSpec:
     return InputSpec(decl.name, axes, decl.span, target=tuple(label.name for label in target))
 
 
-def _pattern_spec(decl: ast.PatternDecl) -> Family:
+def _pattern_spec(decl: ast.PatternDecl, params: Mapping[str, ParamValue], bound: set[str]) -> Family:
+    """A pattern declaration's spec(s), its parameter names resolved to their values."""
     if decl.kind not in PATTERN_KINDS:
         raise TnPatternError(f"unknown pattern kind '{decl.kind}'; expected {', '.join(PATTERN_KINDS)}", decl.span)
     seen: dict[str, ast.Param] = {}
@@ -149,10 +193,23 @@ def _pattern_spec(decl: ast.PatternDecl) -> Family:
         if param.name in seen:
             raise TnPatternError(f"parameter '{param.name}' given twice", param.span)
         seen[param.name] = param
+    values: dict[str, object] = {}
+    for name, param in seen.items():
+        if isinstance(param.value, ast.ParamRef):
+            if param.value.name not in params:
+                raise UnknownName("parameter", param.value.name, param.value.span, params)
+            values[name] = params[param.value.name]
+        else:
+            values[name] = param.value
     try:
-        return family(**{name: param.value for name, param in seen.items()})
+        return family(**values)
     except PatternParamError as error:
-        raise TnPatternError(str(error), seen[error.param].span if error.param in seen else decl.span) from None
+        message = str(error)
+        culprit = seen.get(error.param)
+        if culprit is not None and isinstance(culprit.value, ast.ParamRef):
+            how = "bound" if culprit.value.name in bound else "declared"
+            message += f" (parameter '{culprit.value.name}' {how} as {values[error.param]!r})"
+        raise TnPatternError(message, culprit.span if culprit is not None else decl.span) from None
 
 
 class Builder:
@@ -362,6 +419,16 @@ class Builder:
                     )
                 tensor = replace(tensor, dim=dim)
             resolved.append(tensor)
+        for tensor in tensors:  # implicit uses must cover every dimension: fewer is a mismatch
+            dims = self.decls.patterns.get(tensor.name) if tensor.kind is Kind.PATTERN else None
+            if isinstance(dims, tuple) and tensor.dim is None and counts.get(tensor.name, len(dims)) + 1 < len(dims):
+                used = counts.pop(tensor.name) + 1
+                raise TnPatternError(
+                    f"pattern {tensor.name} has {len(dims)} dimensions but this product uses it {used} "
+                    f"time{'s' if used > 1 else ''}",
+                    tensor.span,
+                    hint=f"give it one value per dimension this product uses, or pick one explicitly, e.g. {tensor.name}.0[...]",
+                )
         return tuple(resolved)
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from typing import Sequence
+from typing import Sequence, Union
 
 from ..ir import DuplicateLabel, Family, InputSpec, Span
 from . import ast
 
-__all__ = ["Declarations", "DELTA", "check_unique"]
+__all__ = ["Declarations", "DELTA", "ParamValue", "check_unique"]
+
+#: A program parameter's value: an int, a string, or a tuple of ints and pairs.
+ParamValue = Union[int, str, tuple]
 
 DELTA = "delta"
 
@@ -20,6 +23,7 @@ class Declarations:
 
     inputs: dict[str, InputSpec] = field(default_factory=dict)
     sizes: dict[str, int | None] = field(default_factory=dict)
+    params: dict[str, ParamValue] = field(default_factory=dict)  # name -> bound value (default or binding)
     patterns: dict[str, Family] = field(default_factory=dict)
     definitions: dict[str, ast.Definition] = field(default_factory=dict)
     spans: dict[str, Span | None] = field(default_factory=dict)

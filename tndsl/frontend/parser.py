@@ -184,6 +184,13 @@ class _ToAst(Transformer_NonRecursive):
         name, kind, *params = children
         return ast.PatternDecl(str(name), str(kind), tuple(params), span=self._token_span(kind))
 
+    def param_decl(self, meta, children):
+        name, value = children
+        return ast.ParamDecl(str(name), value, span=self._token_span(name))
+
+    def name_value(self, meta, children):
+        return ast.ParamRef(str(children[0]), span=self._token_span(children[0]))
+
     def param(self, meta, children):
         name, value = children
         return ast.Param(str(name), value, span=self._span(meta))

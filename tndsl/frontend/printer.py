@@ -31,8 +31,12 @@ def format_statement(statement: ast.Statement) -> str:
         return f"index {statement.name}{format_axes(statement.axes)[:-1]} -> {format_axes((statement.target,))[1:]}"
     if isinstance(statement, ast.SizeDecl):
         return f"size {statement.name}" + ("" if statement.value is None else f" = {statement.value}")
+    if isinstance(statement, ast.ParamDecl):
+        return f"param {statement.name} = {format_param(statement.value)}"
     if isinstance(statement, ast.PatternDecl):
-        params = ", ".join(f"{p.name}={format_param(p.value)}" for p in statement.params)
+        params = ", ".join(
+            f"{p.name}={p.value.name if isinstance(p.value, ast.ParamRef) else format_param(p.value)}" for p in statement.params
+        )
         return f"pattern {statement.name} = {statement.kind}({params})"
     output = "" if statement.output is None else format_axes(statement.output)
     return f"{statement.name}{output} = {format_expr(statement.expr)}"

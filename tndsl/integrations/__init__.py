@@ -1,0 +1,1 @@
+"""Adapters that make optimizer libraries use tndsl's factors (optional extras)."""
