@@ -315,3 +315,15 @@ def test_derive_renames_labels_a_size_declaration_would_change():
     assert derived.endswith("size a_1 = 1\nZ[] = 2 * A[c, a_1]\n")
     with pytest.raises(tndsl.TnCallError):
         tndsl.compile(derived).Z(torch.ones(1, 2))  # as the original: a = 1
+
+
+def test_derive_output_of_a_large_derivation_parses_again():
+    from tndsl.tools.derive import derive_text
+
+    text = "input W[]\nE[] = " + " * ".join(["W[]"] * 7) + "\n" + "".join(
+        f"G{k}[] = grad({'E' if k == 1 else f'G{k - 1}'}, W)\n" for k in range(1, 5)
+    )
+    derived = derive_text(text)
+    assert derived.count(" + ") >= 839  # G4: 7 * 6 * 5 * 4 terms
+    w = torch.tensor(1.5, dtype=torch.float64)
+    torch.testing.assert_close(tndsl.compile(derived).G4(w), tndsl.compile(text).G4(w))
