@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 GALLERY := $(sort $(wildcard gallery/*.tn))
 
-.PHONY: demo test docs bench venv clean
+.PHONY: demo test docs fuzz bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -30,6 +30,12 @@ test: venv
 
 docs: venv
 	$(PY) docs/pictures.py
+
+# Before a release: the fuzz tests with FUZZ_SCALE times CI's examples (about 20,000 inputs
+# at the default 5) and fresh random seeds; FUZZ_SEED=N repeats a run.
+FUZZ_SCALE ?= 5
+fuzz: venv
+	TNDSL_FUZZ_SCALE=$(FUZZ_SCALE) $(if $(FUZZ_SEED),TNDSL_FUZZ_SEED=$(FUZZ_SEED)) $(PY) -m pytest -n 2 -s tests/test_fuzz.py
 
 bench: venv
 	$(PY) -m pip install -q -e '.[bench]'

@@ -46,6 +46,15 @@ def test_integer_and_bool_arguments_compute_in_int64(dtype):
         assert torch.equal(value, expected)
 
 
+def test_integral_coefficients_keep_integer_dtypes():
+    text = "input A[a]\nG[] = A[b] * delta[a, a] + A[a] * delta[b, a]\nH[a] = 2 * A[a] - A[a] * |a|\nK[a] = A[a] / 2\n"
+    a = torch.arange(3)
+    expected = {"G": torch.tensor(9 + 3), "H": 2 * a - 3 * a, "K": a / 2}
+    for name, value in expected.items():
+        for result in _three_ways(text, name, a):
+            assert result.dtype == value.dtype and torch.equal(result, value), name
+
+
 def test_int32_through_a_summed_pattern_and_a_sum():
     text = (
         "input X[n, c, i]\npattern P = conv(stride=2)\nsize k = 3\nsize l = 3\n"
@@ -273,3 +282,48 @@ def test_derive_error_has_a_position():
     with pytest.raises(tndsl.TnNotSupportedError) as info:
         derive_text(text, filename="d.tn")
     assert str(info.value).startswith("d.tn:5:1: cannot print 'G' as .tn text: the size of its leg 'k_1'")
+
+
+# -- found by the fuzz test ----------------------------------------------------------------------
+
+
+def test_grad_renaming_chain_keeps_each_label_its_own_size():
+    # grad renames the summed a -> b and b -> c at once; c used to get a's keyword size
+    program = tndsl.compile("input A[(b c)]\nsize a\nsize c\nY[] = A[a, b]\nZ = grad(Y, A)\n")
+    assert program.Z.keywords == ("a", "c")
+    assert torch.equal(program.Z(a=2, c=3), torch.ones(6))
+
+
+def test_declared_axis_sizes_hold_for_uses_a_rewrite_makes():
+    text = "input A[b, o]\nsize o\nsize b = 1\nY[a, b] = A[b, a] * 2\nZ[] = vjp(Y, A, A)[a, c]\n"
+    program = tndsl.compile(text)
+    assert program.Z(torch.full((1, 1), 3.0)).item() == 6.0
+    with pytest.raises(tndsl.TnCallError, match="size mismatch"):
+        program.Z(torch.ones(2, 1))  # axis 0 of A is b, and size b = 1
+
+
+def test_derive_renames_labels_a_size_declaration_would_change():
+    from tndsl.tools.derive import derive_text
+
+    text = "input A[(b c)]\nsize b\nsize c = 1\nY[] = A[a, a] * A[a, a]\nZ = grad(Y, A)\n"
+    derived = derive_text(text)
+    assert "Z[(b_1 c)] = A[b_1, b_1] * delta[b_1, c]" in derived
+    a = torch.full((1,), 3.0)
+    assert torch.equal(tndsl.compile(derived).Z(a), tndsl.compile(text).Z(a))
+    text = "input A[b, o]\nsize o\nsize b = 1\nY[a, b] = A[b, a] * 2\nZ[] = vjp(Y, A, A)[a, c]\n"
+    derived = derive_text(text)
+    assert derived.endswith("size a_1 = 1\nZ[] = 2 * A[c, a_1]\n")
+    with pytest.raises(tndsl.TnCallError):
+        tndsl.compile(derived).Z(torch.ones(1, 2))  # as the original: a = 1
+
+
+def test_derive_output_of_a_large_derivation_parses_again():
+    from tndsl.tools.derive import derive_text
+
+    text = "input W[]\nE[] = " + " * ".join(["W[]"] * 7) + "\n" + "".join(
+        f"G{k}[] = grad({'E' if k == 1 else f'G{k - 1}'}, W)\n" for k in range(1, 5)
+    )
+    derived = derive_text(text)
+    assert derived.count(" + ") >= 839  # G4: 7 * 6 * 5 * 4 terms
+    w = torch.tensor(1.5, dtype=torch.float64)
+    torch.testing.assert_close(tndsl.compile(derived).G4(w), tndsl.compile(text).G4(w))

@@ -42,6 +42,13 @@ def _float(value: float) -> str:
     return repr(value) if math.isfinite(value) else f"float({literal(str(value))})"
 
 
+def _scalar(value: float) -> str:
+    """A coefficient: an int literal when it is integral (so integer tensors stay integer,
+    as ``int_tensor * 2`` does in torch), else a float literal."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else _float(value)
+
+
 def _dtype(name: str) -> str:
     if not isinstance(getattr(torch, name, None), torch.dtype):
         raise ValueError(f"not a torch dtype: {name!r}")
@@ -85,7 +92,7 @@ PRINTERS: dict[str, Printer] = {
     "einsum": lambda x, p: f"torch.einsum({literal(str(p['equation']))}, {', '.join(x)})",
     "mul": lambda x, p: f"{x[0]} * {x[1]}",
     "add": lambda x, p: f"{x[0]} + {x[1]}",
-    "scale": lambda x, p: f"{x[0]} * {_float(p['factor'])}",
+    "scale": lambda x, p: f"{x[0]} * {_scalar(p['factor'])}",
     "matmul": lambda x, p: f"{x[0]} @ {x[1]}",
     "conv": lambda x, p: _call(
         f"F.conv{int(p['dims'])}d", x[0], x[1], "None", _ints(p["stride"]), _ints(p["padding"]), _ints(p["dilation"]),

@@ -22,7 +22,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from ..ir import AbsentInput, FreshNames, TnDefinitionError, InputSpec, Kind, Network, Span, TnArityError, TnNameError, UnknownName, check_inferable
+from ..ir import (
+    AbsentInput,
+    FreshNames,
+    InputSpec,
+    Kind,
+    Network,
+    ShapeOf,
+    SizeTable,
+    Span,
+    TnArityError,
+    TnDefinitionError,
+    TnNameError,
+    TnSizeError,
+    UnknownName,
+    check_inferable,
+)
 from ..transforms.rewrite import grad, jvp, rename_output, vjp, vmap
 from . import ast
 from .declarations import Declarations, check_unique
@@ -188,10 +203,30 @@ def build_derived(builder: Builder, call: ast.Call, name: str, output: tuple[ast
         network = rename_output(network, groups, builder.fresh, span)
     # declared sizes of the new legs; inputs in declaration order; then the static check
     table = network.size_table
+    _declared_axes(builder.decls, network, table, span)
     for label in network.labels:
-        if label not in table:
+        if label not in table or isinstance(table.get(label), ShapeOf):  # a declaration beats an input's leg
             table.add(label, builder.decls.declared_size(label))
     network = network.with_sizes(table).pruned(builder.decls.inputs.values(), builder.decls.patterns.items(), list(builder.decls.inputs))
     network = Network(name, network.output, network.terms, network.inputs, network.patterns, network.sizes, span)
     reason = "" if call.func == "vmap" else "a leg of the removed tensor that nothing else fixes"
     return check_inferable(network, call.span, reason=reason)
+
+
+def _declared_axes(decls: Declarations, network: Network, table: SizeTable, span: Span | None) -> None:
+    """Every use of an input — those a rewrite made included — gets the declared sizes of
+    the input's axes (``size b = 1`` with ``input A[b, o]`` fixes axis 0 of every use of A)."""
+    for term in network.terms:
+        for tensor in term.tensors:
+            if tensor.kind is not Kind.INPUT:
+                continue
+            for declared, label in zip(decls.inputs[tensor.name].legs, tensor.legs):
+                size = decls.sizes.get(declared)
+                old = table.get(label)
+                if size is None:
+                    continue
+                if isinstance(old, int) and old != size:
+                    raise TnSizeError(
+                        f"leg '{label}' has size {old}, but leg {declared} of {tensor.name} has size {size}", span
+                    )
+                table.add(label, size)

@@ -7,6 +7,7 @@ inputs made by ``vmap`` get their declarations after the input they extend.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 from ..frontend import ast
@@ -24,57 +25,74 @@ def _contains_call(expr: ast.Expr) -> bool:
     return any(isinstance(node, ast.Call) for node in ast.walk(expr))
 
 
-def _printable(network: Network, decls, fresh: FreshNames, span: Span | None) -> tuple[Network, list[ast.SizeDecl]]:
-    """Rename labels whose size only the size table knows; declare their sizes. A label
-    whose size is a keyword that text cannot give it is an error at ``span``."""
-    # the sizes that re-parsing the printed definition will find
+def _reparsed_sizes(network: Network, decls) -> dict[str, int | str]:
+    """The sizes that re-parsing the printed definition will give its labels: ``size``
+    declarations by label, and declared sizes of the input axes the labels sit on."""
     table: dict[str, int | str] = {}
     for label in network.labels:
         if label in decls.sizes:
-            value = decls.sizes[label]
-            table[label] = label if value is None else value
+            table[label] = decls.declared_size(label)
     for term in network.terms:
         for tensor in term.tensors:
             if tensor.kind is Kind.INPUT:
                 for declared, leg in zip(decls.inputs[tensor.name].legs, tensor.legs):
                     if decls.sizes.get(declared) is not None:
                         table[leg] = decls.sizes[declared]
-    probe = Network(network.name, network.output, network.terms, network.inputs, network.patterns, tuple(table.items()))
-    _, loose = solve(probe, None, strict=True)  # what re-parsing cannot fix exactly
-    _, guessed = solve(probe, None)
-    original = dict(network.sizes)
+    return table
+
+
+def _renamed(network: Network, mapping: dict[str, str]) -> Network:
+    """``network`` with labels renamed everywhere: terms, output and size table."""
+    if not mapping:
+        return network
+    terms = tuple(term.renamed(mapping) for term in network.terms)
+    output = tuple(tuple(mapping.get(label, label) for label in group) for group in network.output)
+    sizes = tuple(sorted((mapping.get(label, label), size) for label, size in network.sizes))
+    return replace(network, output=output, terms=terms, sizes=sizes)
+
+
+def _printable(network: Network, decls, fresh: FreshNames, span: Span | None) -> tuple[Network, list[ast.SizeDecl]]:
+    """The network with labels renamed so that its printed text means the same, and the
+    ``size`` declarations that text needs:
+
+    - a label a ``size`` declaration would give another size than it has gets a fresh name;
+    - a label whose fixed size the text would not fix (it would be inferred, or unknown)
+      gets a fresh name and a ``size`` declaration;
+    - a label whose size is a keyword the text cannot infer is named after the keyword.
+
+    A label whose size text cannot state is an error at ``span``.
+    """
+    table = dict(network.sizes)
+    clash = [label for label in network.labels if label in decls.sizes and decls.declared_size(label) != table.get(label)]
+    network = _renamed(network, {label: fresh(label) for label in clash})
+    table = dict(network.sizes)
+    reparsed = _reparsed_sizes(network, decls)
+    probe = replace(network, sizes=tuple(reparsed.items()))
+    values, unknown = solve(probe, None)
+    guessed = set(solve(probe, None, strict=True)[1]) - set(unknown)  # only a strided Π's guess gives these
     mapping: dict[str, str] = {}
     new_sizes: list[ast.SizeDecl] = []
-    for label in loose:
-        size = original.get(label)
-        if isinstance(size, int):
+    for label in network.labels:
+        size = table.get(label)
+        if isinstance(size, int) and values.get(label) != size:
             mapping[label] = fresh(label)
             new_sizes.append(ast.SizeDecl(mapping[label], size))
-        elif isinstance(size, (str, ShapeOf)):
-            # a keyword size (an input's leg cannot be written in .tn: it becomes a keyword)
+        elif label not in unknown and not (label in guessed and isinstance(size, (str, ShapeOf))):
+            continue
+        elif isinstance(size, (str, ShapeOf)) and (size if isinstance(size, str) else label) not in mapping.values() and (
+            isinstance(size, ShapeOf) or size == label or size not in network.labels
+        ):
+            # a keyword size, or an input's leg (text cannot say that): a keyword named after the leg
             keyword = size if isinstance(size, str) else label
             if keyword != label:
-                if keyword in network.labels or keyword in mapping.values():
-                    raise TnNotSupportedError(
-                        f"cannot print '{network.name}' as .tn text: the size of its leg '{label}' is the keyword "
-                        f"size '{keyword}', whose label names another leg",
-                        span,
-                        f"use another label for the leg of size '{keyword}' in the definitions it derives from",
-                    )
                 mapping[label] = keyword
             if keyword not in decls.sizes and all(d.name != keyword for d in new_sizes):
                 new_sizes.append(ast.SizeDecl(keyword, None))
-        elif label not in guessed:
-            continue  # guessed by a strided pattern here and in the original alike
         else:
             raise TnNotSupportedError(
                 f"cannot print '{network.name}' as .tn text: the size of its leg '{label}' has no source in text", span
             )
-    if not mapping and not new_sizes:
-        return network, []
-    terms = tuple(term.renamed(mapping) for term in network.terms)
-    output = tuple(tuple(mapping.get(l, l) for l in group) for group in network.output)
-    return Network(network.name, output, terms, network.inputs, network.patterns, network.sizes), new_sizes
+    return _renamed(network, mapping), new_sizes
 
 
 def derive_text(

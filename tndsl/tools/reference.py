@@ -100,8 +100,8 @@ def _term(term: Term, network: Network, by_name, indices, sizes, dtype, device, 
     else:
         value = torch.ones((), dtype=dtype, device=device)
     coeff = term.coeff.evaluate(sizes)
-    if coeff != 1.0:  # as the compiled code: a coefficient of 1 keeps an integer dtype
-        value = value * coeff
+    if coeff != 1.0:  # as the compiled code: an integral coefficient keeps an integer dtype
+        value = value * (int(coeff) if coeff.is_integer() and abs(coeff) < 2**53 else coeff)
     # broadcast along the output legs the term lacks
     index = tuple(slice(None) if label in present else None for label in legs)
     value = value[index] if index else value

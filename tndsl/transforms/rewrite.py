@@ -48,15 +48,26 @@ def _require_input(network: Network, name: str, span: Span | None, derivative: b
     return network.input(name)
 
 
-def _rename_summed(term: Term, mapping: dict[str, str], avoid: set[str], keep: set[str], fresh: Fresh, sizes: SizeTable) -> Term:
-    """Apply ``mapping``; first rename summed labels that would collide with ``avoid``."""
+def _renaming_table(network: Network, avoid: set[str]) -> tuple[SizeTable, SizeTable]:
+    """For renaming labels into ``avoid``: the network's table as it was (where sources are
+    looked up) and the table to fill, without the entries of ``avoid`` — after renaming,
+    those names mean what their sources meant, not what they meant before."""
+    original = SizeTable(network.sizes)
+    return original, SizeTable((label, size) for label, size in network.sizes if label not in avoid)
+
+
+def _rename_summed(
+    term: Term, mapping: dict[str, str], avoid: set[str], keep: set[str], fresh: Fresh, sizes: SizeTable, original: SizeTable
+) -> Term:
+    """Apply ``mapping``; first rename summed labels that would collide with ``avoid``.
+    Each new name gets its source's entry in ``original`` (a renaming may chain: with
+    ``a → b, b → c``, c gets b's old size, not a's)."""
     mapping = dict(mapping)
     for label in list(term.labels) + [l for l, _ in term.coeff.powers]:
         if label in avoid and label not in mapping and label not in keep:
             mapping[label] = fresh(label)
-            sizes.copy(label, mapping[label])
     for source, target in mapping.items():
-        sizes.copy(source, target)
+        sizes.add(target, original.get(source))
     return term.renamed(mapping)
 
 
@@ -103,7 +114,7 @@ def _grad(network: Network, wrt: str, fresh: Fresh | None, name: str | None, spa
     canon = _canonical(spec, out, fresh)
     legs = tuple(canon[label] for label in spec.legs)
     avoid = set(legs)
-    sizes = SizeTable(network.sizes)
+    original, sizes = _renaming_table(network, avoid)
     for position, leg in enumerate(legs):  # the derivative has the removed input's shape
         sizes.add(leg, ShapeOf(wrt, position))
     terms: list[Term] = []
@@ -117,7 +128,7 @@ def _grad(network: Network, wrt: str, fresh: Fresh | None, name: str | None, spa
             else:
                 extra.append((use, leg))
         # summed labels of the removed tensor itself that are not mapped: none (all mapped)
-        renamed = _rename_summed(rest, mapping, avoid, out, fresh, sizes)
+        renamed = _rename_summed(rest, mapping, avoid, out, fresh, sizes, original)
         deltas = tuple(
             Tensor(Kind.DELTA, "delta", (mapping.get(use, use), leg), tensor.span) for use, leg in extra
         )
@@ -307,7 +318,7 @@ def rename_output(
     if len(new) != len(old):
         raise TnArityError(f"'{network.name}' has {len(old)} legs [{', '.join(old)}] but {len(new)} labels were given", span)
     fresh = fresh or _default_fresh(network, extra=new)
-    sizes = SizeTable(network.sizes)
+    original, sizes = _renaming_table(network, set(new))
     mapping = dict(zip(old, new))
-    terms = tuple(_rename_summed(term, mapping, set(new), set(old), fresh, sizes) for term in network.terms)
+    terms = tuple(_rename_summed(term, mapping, set(new), set(old), fresh, sizes, original) for term in network.terms)
     return replace(network, output=output, terms=terms, sizes=sizes.items())
