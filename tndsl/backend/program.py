@@ -16,6 +16,7 @@ from ..frontend.limits import MAX_SIZE, Limits
 from ..frontend.parser import parse
 from ..ir import Network, Source, Span, TnCallError, TnError, TnNotSupportedError, TnSyntaxError, sizes_of, solve
 from .constants import ConstantCache
+from .dtypes import autocast_dtype, autocast_key, mixed_floats
 from .einsum import MAX_LETTERS, TooManyLegs
 from .emit import compile_plan, function_name
 from .ops import Plan
@@ -73,14 +74,28 @@ def _required_keywords(network: Network) -> dict[str, str]:
 class Function:
     """A compiled definition: call it with torch tensors (positional or by input name)."""
 
-    def __init__(self, network: Network, lowering: Lowering | None = None):
+    def __init__(self, network: Network, lowering: Lowering | None = None, promote: bool = False):
         self.network = _with_keyword_sizes(network)
         self.lowering = _lowering(lowering)
+        self.promote = promote  # mixed float dtypes: promoted (True) or refused, as torch does
+        self.keywords = self.network.size_table.keywords()
+        self.required = _required_keywords(self.network)
+        self._reset_caches()
+
+    # -- pickling and copying: the plan caches hold exec'd code, so they are rebuilt ----
+    _CACHES = ("_constants", "_cache", "_fast")
+
+    def _reset_caches(self) -> None:
         self._constants = ConstantCache()  # plan-time constants (folded Π), freed with the function
         self._cache: OrderedDict[tuple, tuple[Any, str]] = OrderedDict()  # signature -> (code, source)
         self._fast: dict[tuple, Any] = {}  # call signature -> (function, argument order)
-        self.keywords = self.network.size_table.keywords()
-        self.required = _required_keywords(self.network)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._CACHES}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset_caches()
 
     @property
     def name(self) -> str:
@@ -99,6 +114,7 @@ class Function:
             key = (
                 tuple((type(a), a.shape, a.dtype, a.device) for a in args),
                 tuple((k, v.shape, v.dtype, v.device) if isinstance(v, torch.Tensor) else (k, type(v), v) for k, v in kwargs.items()),
+                autocast_key(),
             )
             hit = self._fast.get(key)
         except (AttributeError, TypeError):
@@ -112,7 +128,8 @@ class Function:
             except NotImplementedError as error:  # e.g. an op torch lacks for this dtype and device
                 raise self._unsupported(error, args, kwargs) from None
         tensors, keywords = self._bind(args, kwargs)
-        signature = (tuple((t.shape, t.dtype, t.device) for t in tensors), tuple(keywords.items()))
+        autocast = autocast_dtype(tensors[0].device) if tensors else None
+        signature = (tuple((t.shape, t.dtype, t.device) for t in tensors), tuple(keywords.items()), autocast)
         entry = self._cache.get(signature)
         if entry is None:
             entry = self._cache[signature] = self._compile(tensors, keywords)
@@ -192,7 +209,22 @@ class Function:
         devices = {t.device for t in tensors}
         if len(devices) > 1:
             raise self._error(f"arguments are on different devices: {', '.join(sorted(map(str, devices)))}")
+        self._check_dtypes(tensors)
         return tensors, keywords
+
+    def _check_dtypes(self, tensors: list[torch.Tensor]) -> None:
+        """Refuse mixed float dtypes as torch does (unless the program promotes); an index's
+        integers never mix."""
+        if self.promote or not tensors:
+            return
+        named = [(spec.name, t.dtype) for spec, t in zip(self.network.inputs, tensors) if not spec.target]
+        mixed = mixed_floats(named, autocast_dtype(tensors[0].device))
+        if mixed is not None:
+            (a, a_dtype), (b, b_dtype) = mixed
+            raise self._error(
+                f"arguments '{a}' ({a_dtype}) and '{b}' ({b_dtype}) have different dtypes; "
+                "convert one, or compile the program with promote=True"
+            )
 
     def _compile(self, tensors: list[torch.Tensor], keywords: dict[str, int]) -> tuple[Any, str]:
         shapes = [list(t.shape) for t in tensors]
@@ -202,7 +234,8 @@ class Function:
         values, unknown = solve(self.network, [tuple(t.shape) for t in tensors], keywords)
         if unknown:  # not reached: the static check in _with_keyword_sizes covers every label
             raise self._error(f"cannot infer the size of leg(s) {', '.join(unknown)}")
-        signature = Signature.of(tensors, sizes_of(values))
+        autocast = autocast_dtype(tensors[0].device) if tensors else None
+        signature = Signature.of(tensors, sizes_of(values), autocast)
         try:
             return plan(self.network, signature, self.lowering, self._constants)
         except TooManyLegs as error:
@@ -218,13 +251,18 @@ class Program:
     """A parsed and built ``.tn`` program: one :class:`Function` per definition."""
 
     def __init__(
-        self, text: str, filename: str = "<string>", lowering: Lowering | None = None, limits: Limits | None = None
+        self,
+        text: str,
+        filename: str = "<string>",
+        lowering: Lowering | None = None,
+        limits: Limits | None = None,
+        promote: bool = False,
     ):
         self.text = text
         self.filename = filename
         self.ast: ast.Program = parse(text, filename, limits)
         self.declarations, self.networks = build(self.ast, limits)
-        self.functions = {name: Function(net, lowering) for name, net in self.networks.items()}
+        self.functions = {name: Function(net, lowering, promote) for name, net in self.networks.items()}
 
     def __getitem__(self, name: str) -> Function:
         try:
@@ -246,18 +284,25 @@ class Program:
 
 
 def compile(  # noqa: A001
-    text: str, filename: str = "<string>", lowering: Lowering | None = None, limits: Limits | None = None
+    text: str,
+    filename: str = "<string>",
+    lowering: Lowering | None = None,
+    limits: Limits | None = None,
+    promote: bool = False,
 ) -> Program:
     """Parse, check and build a program; its definitions compile lazily per shape.
 
     ``lowering``: True (by cost), False or ``"always"``; ``limits`` (:class:`tndsl.Limits`)
     bound the program's size; by default the built-in limits, each overridden by its
-    ``TNDSL_<FIELD>`` environment variable.
+    ``TNDSL_<FIELD>`` environment variable. ``promote``: arguments of different float
+    dtypes compute in their promoted dtype (by default they are refused, as torch does).
     """
-    return Program(text, filename, lowering, limits)
+    return Program(text, filename, lowering, limits, promote)
 
 
-def load(path: str | os.PathLike, lowering: Lowering | None = None, limits: Limits | None = None) -> Program:
+def load(
+    path: str | os.PathLike, lowering: Lowering | None = None, limits: Limits | None = None, promote: bool = False
+) -> Program:
     """Load a ``.tn`` file; messages name it by the path given."""
     path = Path(path)
     try:
@@ -268,7 +313,7 @@ def load(path: str | os.PathLike, lowering: Lowering | None = None, limits: Limi
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise _not_utf8(path, data, error.start) from None
-    return Program(text, str(path), lowering, limits)
+    return Program(text, str(path), lowering, limits, promote)
 
 
 def _not_utf8(path: Path, data: bytes, start: int) -> TnSyntaxError:
