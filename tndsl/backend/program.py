@@ -22,6 +22,7 @@ from .emit import compile_plan, function_name
 from .ops import Plan
 from .plan import plan
 from .signature import Signature, promote
+from .tracing import new_handle, traced_call, under_mode
 
 __all__ = ["Program", "Function", "compile", "load"]
 
@@ -83,12 +84,13 @@ class Function:
         self._reset_caches()
 
     # -- pickling and copying: the plan caches hold exec'd code, so they are rebuilt ----
-    _CACHES = ("_constants", "_cache", "_fast")
+    _CACHES = ("_constants", "_cache", "_fast", "_handle")
 
     def _reset_caches(self) -> None:
         self._constants = ConstantCache()  # plan-time constants (folded Π), freed with the function
         self._cache: OrderedDict[tuple, tuple[Any, str]] = OrderedDict()  # signature -> (code, source)
         self._fast: dict[tuple, Any] = {}  # call signature -> (function, argument order)
+        self._handle = new_handle(self)  # what torch.compile sees of this function
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in self._CACHES}
@@ -102,6 +104,10 @@ class Function:
         return self.network.name
 
     @property
+    def __name__(self) -> str:  # noqa: A003 - what torch.jit.trace and profilers name a callable by
+        return function_name(self.name)
+
+    @property
     def inputs(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.network.inputs)
 
@@ -110,6 +116,14 @@ class Function:
         return f"<tndsl function {self.name}({args})>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if torch.compiler.is_compiling():  # dynamo: plan and run outside its trace (see tracing.py)
+            return traced_call(self._handle, args, kwargs)
+        return self._call(*args, **kwargs)
+
+    def _call(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if under_mode():  # fake, meta-proxy or tracing modes: plan afresh, cache nothing
+            tensors, keywords = self._bind(args, kwargs)
+            return self._compile(tensors, keywords, ConstantCache())[0](*tensors)
         try:  # fast path: a call signature planned before (types are part of it: 2 != 2.0)
             key = (
                 tuple((type(a), a.shape, a.dtype, a.device) for a in args),
@@ -226,18 +240,22 @@ class Function:
                 "convert one, or compile the program with promote=True"
             )
 
-    def _compile(self, tensors: list[torch.Tensor], keywords: dict[str, int]) -> tuple[Any, str]:
+    def _compile(
+        self, tensors: list[torch.Tensor], keywords: dict[str, int], constants: ConstantCache | None = None
+    ) -> tuple[Any, str]:
         shapes = [list(t.shape) for t in tensors]
-        return compile_plan(self._plan(tensors, keywords), function_name(self.name), f"tndsl network {self.name!r} for shapes {shapes}")
+        return compile_plan(
+            self._plan(tensors, keywords, constants), function_name(self.name), f"tndsl network {self.name!r} for shapes {shapes}"
+        )
 
-    def _plan(self, tensors: list[torch.Tensor], keywords: dict[str, int]) -> Plan:
+    def _plan(self, tensors: list[torch.Tensor], keywords: dict[str, int], constants: ConstantCache | None = None) -> Plan:
         values, unknown = solve(self.network, [tuple(t.shape) for t in tensors], keywords)
         if unknown:  # not reached: the static check in _with_keyword_sizes covers every label
             raise self._error(f"cannot infer the size of leg(s) {', '.join(unknown)}")
         autocast = autocast_dtype(tensors[0].device) if tensors else None
         signature = Signature.of(tensors, sizes_of(values), autocast)
         try:
-            return plan(self.network, signature, self.lowering, self._constants)
+            return plan(self.network, signature, self.lowering, self._constants if constants is None else constants)
         except TooManyLegs as error:
             raise TnNotSupportedError(
                 f"in '{self.name}': {error} with a diagonal (a leg repeated on one tensor); "
