@@ -19,6 +19,7 @@ from .constants import ConstantCache
 from .dtypes import autocast_dtype, autocast_key, mixed_floats
 from .einsum import MAX_LETTERS, TooManyLegs
 from .emit import compile_plan, function_name
+from .fx import graph_module
 from .ops import Plan
 from .plan import plan
 from .signature import Signature, promote
@@ -170,6 +171,12 @@ class Function:
         """The op list this function runs for these arguments (``print`` it to read it)."""
         tensors, keywords = self._bind(args, kwargs)
         return self._plan(tensors, keywords)
+
+    def fx(self, *args: Any, **kwargs: Any) -> torch.fx.GraphModule:
+        """The plan for these arguments' signature as a ``torch.fx.GraphModule`` (its
+        constants are tensor attributes): it pickles, scripts, and needs no tndsl to run."""
+        tensors, keywords = self._bind(args, kwargs)
+        return graph_module(self._compile(tensors, keywords, ConstantCache())[0], function_name(self.name))
 
     # -- internals ----------------------------------------------------------------------
     def _error(self, message: str) -> TnCallError:
