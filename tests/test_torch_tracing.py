@@ -11,8 +11,10 @@ import torch.nn.functional as F
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import tndsl
+from tndsl.backend.constants import dense_slice
 
-CONV = Path(__file__).resolve().parent.parent / "gallery" / "conv.tn"
+ROOT_GALLERY = Path(__file__).resolve().parent.parent / "gallery"
+CONV = ROOT_GALLERY / "conv.tn"
 
 
 def _args(n: int = 2):
@@ -73,3 +75,27 @@ def test_jit_trace_of_a_function():
     conv = tndsl.load(CONV)
     traced = torch.jit.trace(conv.Y2, _args())
     torch.testing.assert_close(traced(*_args()), _expected(*_args()))
+
+
+def test_index_gather_plans_under_fake_tensors_and_compile():
+    vjp = ROOT_GALLERY / "randomized_vjp.tn"
+    x, v, j = torch.randn(2, 3, 9, 8), torch.randn(2, 4, 5, 4), torch.tensor([0, 3, 7, 19, 11, 2])
+    expected = tndsl.load(vjp).RW2(x, v, j)
+    assert "gather_windows" in str(tndsl.load(vjp).RW2.plan(x, v, j))  # window offsets are a plan-time constant
+    with FakeTensorMode():
+        y = tndsl.load(vjp).RW2(torch.empty(2, 3, 9, 8), torch.empty(2, 4, 5, 4), torch.zeros(6, dtype=torch.long))
+    assert y.shape == expected.shape
+    torch._dynamo.reset()
+    compiled = torch.compile(tndsl.load(vjp).RW2, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x, v, j), expected)
+
+
+@pytest.mark.parametrize("start, step, size_in, size_out", [(0, 1, 4, 4), (1, 2, 9, 4), (-1, 2, 7, 5), (3, 3, 5, 3)])
+def test_dense_slice_from_integer_formulas(start, step, size_in, size_out):
+    expected = torch.zeros(size_in, size_out)
+    for o in range(size_out):
+        if 0 <= start + step * o < size_in:
+            expected[start + step * o, o] = 1
+    torch.testing.assert_close(dense_slice(start, step, size_in, size_out, torch.float32, "cpu"), expected)
+    with FakeTensorMode():
+        assert dense_slice(start, step, size_in, size_out, torch.float32, "cpu").shape == (size_in, size_out)
