@@ -179,7 +179,7 @@ def test_relative_error():
 
 # -- the dense reference --------------------------------------------------------------------
 def _dense(text: str, name: str, *tensors, **keywords):
-    program = tndsl.compile(text)
+    program = tndsl.compile(text, promote=True)
     return program[name](*tensors, **keywords), dense_reference(program.networks[name], list(tensors), keywords)
 
 

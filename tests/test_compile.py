@@ -187,8 +187,11 @@ def test_dtypes_are_kept(core, dtype):
 def test_dtype_promotion(core):
     a = torch.randn(3, 5, dtype=torch.float32)
     b = torch.randn(5, 4, dtype=torch.float64)
-    assert core.C(a, b).dtype == torch.promote_types(a.dtype, b.dtype)
-    assert core.C(a.half(), b.float()).dtype == torch.float32
+    with pytest.raises(tndsl.TnCallError, match="different dtypes"):  # as torch's matmul
+        core.C(a, b)
+    promoting = tndsl.compile(CORE, "core.tn", promote=True)
+    assert promoting.C(a, b).dtype == torch.promote_types(a.dtype, b.dtype)
+    assert promoting.C(a.half(), b.float()).dtype == torch.float32
 
 
 def test_plans_are_cached_and_source_is_straight_line(core):

@@ -40,12 +40,9 @@ def dense_delta(legs: int, size: int, dtype: torch.dtype, device: torch.device |
 
 def dense_slice(start: int, step: int, size_in: int, size_out: int, dtype, device) -> torch.Tensor:
     """``S[i, o] = 1`` iff ``i = start + step·o`` and ``0 ≤ i < size_in``."""
-    o = torch.arange(size_out, device=device)
-    i = start + step * o
-    valid = (i >= 0) & (i < size_in)
-    result = torch.zeros(size_in, size_out, dtype=dtype, device=device)
-    result[i[valid], o[valid]] = 1
-    return result
+    o = torch.arange(size_out, device=device).view(1, -1)
+    i = torch.arange(size_in, device=device).view(-1, 1)
+    return (i == start + step * o).to(dtype)  # no data-dependent indexing: traceable, fake-safe
 
 
 def constant_value(network: Network, tensor: Tensor, sizes, dtype: torch.dtype, device) -> torch.Tensor:

@@ -667,10 +667,13 @@ def _gather_windows(ctx: _Context, j: Operand, x: Operand, source: tuple[str, ..
     sizes = [ctx.sizes[t] for t in target]
     strides = [math.prod(sizes[m + 1 :]) for m in range(len(target))]  # of the flat index over target
     order = [target.index(w.out) for w in base.windows]
-    offsets = torch.zeros(1, dtype=torch.long)
+    offsets = [0]  # host integers: no torch op runs on the call's tensors (or under a tracing mode) to find them
     for w, step in zip(base.windows, flat):
-        offsets = (offsets[:, None] + torch.arange(w.size_kernel)[None, :] * (w.dilation * step)).reshape(-1)
-    offsets_var = ctx.ops.constant(lambda: offsets, shape=tuple(offsets.shape), key=("offsets", tuple(offsets.tolist())))
+        offsets = [o + k * w.dilation * step for o in offsets for k in range(w.size_kernel)]
+    values = tuple(offsets)
+    offsets_var = ctx.ops.constant(
+        lambda: torch.tensor(values, dtype=torch.long), shape=(len(values),), key=("offsets", values)
+    )
     var = ctx.ops.add(
         "gather_windows", base.var, j.var, offsets_var, first=first,
         strides=tuple(strides[m] for m in order), sizes=tuple(sizes[m] for m in order),

@@ -25,6 +25,7 @@ import torch
 
 from ..ir import Kind, Network, Term, TnNotSupportedError
 from .constants import MAX_CONSTANT_BYTES, ConstantCache
+from .dtypes import AUTOCAST_PRIMS, casts_result
 from .einsum import MAX_LETTERS, einsum_equation
 from .lower import Operand, PatternUse, gram, lower
 from .ops import OpList, Plan
@@ -132,6 +133,9 @@ def plan(
     grouped = tuple(math.prod(sizes[leg] for leg in group) for group in network.output)
     if grouped != flat:
         result = ops.add("reshape", result, shape=grouped)
+    if casts_result(signature.dtype, signature.autocast) and any(op.prim in AUTOCAST_PRIMS for op in ops.live(result)):
+        # as F.conv2d / F.linear with a bias: the result in autocast's dtype
+        result = ops.add("to", result, dtype=str(signature.autocast).removeprefix("torch."))
     return ops.finish(network.name, result)
 
 

@@ -16,12 +16,15 @@ from ..frontend.limits import MAX_SIZE, Limits
 from ..frontend.parser import parse
 from ..ir import Network, Source, Span, TnCallError, TnError, TnNotSupportedError, TnSyntaxError, sizes_of, solve
 from .constants import ConstantCache
+from .dtypes import autocast_dtype, autocast_key, mixed_floats
 from .einsum import MAX_LETTERS, TooManyLegs
 from .emit import compile_plan, function_name
+from .fx import graph_module
 from .ops import Plan
 from .params import Unbuilt, Variants, normalize
 from .plan import plan
 from .signature import Signature, promote
+from .tracing import new_handle, traced_call, under_mode
 
 __all__ = ["Program", "Function", "compile", "load"]
 
@@ -74,20 +77,41 @@ def _required_keywords(network: Network) -> dict[str, str]:
 class Function:
     """A compiled definition: call it with torch tensors (positional or by input name)."""
 
-    def __init__(self, network: Network, lowering: Lowering | None = None):
+    def __init__(self, network: Network, lowering: Lowering | None = None, promote: bool = False):
         self.network = _with_keyword_sizes(network)
         self.lowering = _lowering(lowering)
-        self._constants = ConstantCache()  # plan-time constants (folded Π), freed with the function
-        self._cache: OrderedDict[tuple, tuple[Any, str]] = OrderedDict()  # signature -> (code, source)
-        self._fast: dict[tuple, Any] = {}  # call signature -> (function, argument order)
+        self.promote = promote  # mixed float dtypes: promoted (True) or refused, as torch does
         self.keywords = self.network.size_table.keywords()
         self.required = _required_keywords(self.network)
         self.params: frozenset[str] = frozenset()  # program parameters a call may bind (set by Program)
         self._variant: Callable[[dict[str, Any]], Function] | None = None
+        self._reset_caches()
+
+    # -- pickling and copying: the plan caches hold exec'd code, so they are rebuilt; the
+    # per-binding dispatch is a closure over its program, which relinks it when unpickled
+    _CACHES = ("_constants", "_cache", "_fast", "_handle", "_variant")
+
+    def _reset_caches(self) -> None:
+        self._constants = ConstantCache()  # plan-time constants (folded Π), freed with the function
+        self._cache: OrderedDict[tuple, tuple[Any, str]] = OrderedDict()  # signature -> (code, source)
+        self._fast: dict[tuple, Any] = {}  # call signature -> (function, argument order)
+        self._handle = new_handle(self)  # what torch.compile sees of this function
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._CACHES}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._variant = None
+        self._reset_caches()
 
     @property
     def name(self) -> str:
         return self.network.name
+
+    @property
+    def __name__(self) -> str:  # noqa: A003 - what torch.jit.trace and profilers name a callable by
+        return function_name(self.name)
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -108,10 +132,19 @@ class Function:
         if self.params and kwargs and not self.params.isdisjoint(kwargs):
             function, kwargs = self._for_params(kwargs)
             return function(*args, **kwargs)
+        if torch.compiler.is_compiling():  # dynamo: plan and run outside its trace (see tracing.py)
+            return traced_call(self._handle, args, kwargs)
+        return self._call(*args, **kwargs)
+
+    def _call(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if under_mode():  # fake, meta-proxy or tracing modes: plan afresh, cache nothing
+            tensors, keywords = self._bind(args, kwargs)
+            return self._compile(tensors, keywords, ConstantCache())[0](*tensors)
         try:  # fast path: a call signature planned before (types are part of it: 2 != 2.0)
             key = (
                 tuple((type(a), a.shape, a.dtype, a.device) for a in args),
                 tuple((k, v.shape, v.dtype, v.device) if isinstance(v, torch.Tensor) else (k, type(v), v) for k, v in kwargs.items()),
+                autocast_key(),
             )
             hit = self._fast.get(key)
         except (AttributeError, TypeError):
@@ -125,7 +158,8 @@ class Function:
             except NotImplementedError as error:  # e.g. an op torch lacks for this dtype and device
                 raise self._unsupported(error, args, kwargs) from None
         tensors, keywords = self._bind(args, kwargs)
-        signature = (tuple((t.shape, t.dtype, t.device) for t in tensors), tuple(keywords.items()))
+        autocast = autocast_dtype(tensors[0].device) if tensors else None
+        signature = (tuple((t.shape, t.dtype, t.device) for t in tensors), tuple(keywords.items()), autocast)
         entry = self._cache.get(signature)
         if entry is None:
             entry = self._cache[signature] = self._compile(tensors, keywords)
@@ -158,6 +192,12 @@ class Function:
             return function.plan(*args, **kwargs)
         tensors, keywords = self._bind(args, kwargs)
         return self._plan(tensors, keywords)
+
+    def fx(self, *args: Any, **kwargs: Any) -> torch.fx.GraphModule:
+        """The plan for these arguments' signature as a ``torch.fx.GraphModule`` (its
+        constants are tensor attributes): it pickles, scripts, and needs no tndsl to run."""
+        tensors, keywords = self._bind(args, kwargs)
+        return graph_module(self._compile(tensors, keywords, ConstantCache())[0], function_name(self.name))
 
     # -- internals ----------------------------------------------------------------------
     def _error(self, message: str) -> TnCallError:
@@ -211,19 +251,39 @@ class Function:
         devices = {t.device for t in tensors}
         if len(devices) > 1:
             raise self._error(f"arguments are on different devices: {', '.join(sorted(map(str, devices)))}")
+        self._check_dtypes(tensors)
         return tensors, keywords
 
-    def _compile(self, tensors: list[torch.Tensor], keywords: dict[str, int]) -> tuple[Any, str]:
-        shapes = [list(t.shape) for t in tensors]
-        return compile_plan(self._plan(tensors, keywords), function_name(self.name), f"tndsl network {self.name!r} for shapes {shapes}")
+    def _check_dtypes(self, tensors: list[torch.Tensor]) -> None:
+        """Refuse mixed float dtypes as torch does (unless the program promotes); an index's
+        integers never mix."""
+        if self.promote or not tensors:
+            return
+        named = [(spec.name, t.dtype) for spec, t in zip(self.network.inputs, tensors) if not spec.target]
+        mixed = mixed_floats(named, autocast_dtype(tensors[0].device))
+        if mixed is not None:
+            (a, a_dtype), (b, b_dtype) = mixed
+            raise self._error(
+                f"arguments '{a}' ({a_dtype}) and '{b}' ({b_dtype}) have different dtypes; "
+                "convert one, or compile the program with promote=True"
+            )
 
-    def _plan(self, tensors: list[torch.Tensor], keywords: dict[str, int]) -> Plan:
+    def _compile(
+        self, tensors: list[torch.Tensor], keywords: dict[str, int], constants: ConstantCache | None = None
+    ) -> tuple[Any, str]:
+        shapes = [list(t.shape) for t in tensors]
+        return compile_plan(
+            self._plan(tensors, keywords, constants), function_name(self.name), f"tndsl network {self.name!r} for shapes {shapes}"
+        )
+
+    def _plan(self, tensors: list[torch.Tensor], keywords: dict[str, int], constants: ConstantCache | None = None) -> Plan:
         values, unknown = solve(self.network, [tuple(t.shape) for t in tensors], keywords)
         if unknown:  # not reached: the static check in _with_keyword_sizes covers every label
             raise self._error(f"cannot infer the size of leg(s) {', '.join(unknown)}")
-        signature = Signature.of(tensors, sizes_of(values))
+        autocast = autocast_dtype(tensors[0].device) if tensors else None
+        signature = Signature.of(tensors, sizes_of(values), autocast)
         try:
-            return plan(self.network, signature, self.lowering, self._constants)
+            return plan(self.network, signature, self.lowering, self._constants if constants is None else constants)
         except TooManyLegs as error:
             raise TnNotSupportedError(
                 f"in '{self.name}': {error} with a diagonal (a leg repeated on one tensor); "
@@ -247,11 +307,13 @@ class Program:
         lowering: Lowering | None = None,
         limits: Limits | None = None,
         params: dict[str, Any] | None = None,
+        promote: bool = False,
         *,
         _tree: ast.Program | None = None,
     ):
         self.text = text
         self.filename = filename
+        self._arguments = (lowering, limits, dict(params or {}), promote)  # to rebuild when unpickled
         self.ast: ast.Program = _tree if _tree is not None else parse(text, filename, limits)
         given = {name: normalize(name, value) for name, value in (params or {}).items()}
         if given:  # a definition this binding cannot build fails when called, not at load
@@ -259,12 +321,12 @@ class Program:
         else:
             (self.declarations, self.networks), errors = build(self.ast, limits), {}
         self.params = dict(self.declarations.params)
-        self.functions = {name: Function(network, lowering) for name, network in self.networks.items()}
+        self.functions = {name: Function(network, lowering, promote) for name, network in self.networks.items()}
         self.unbuilt = {name: Unbuilt(name, error, given) for name, error in errors.items()}
         self.bindings: Variants[Program] | None = None  # the programs built per binding (root only)
         if _tree is None and self.params:
             def make(binding: dict[str, Any]) -> Program:
-                return Program(text, filename, lowering, limits, binding, _tree=self.ast)
+                return Program(text, filename, lowering, limits, binding, promote, _tree=self.ast)
 
             variants: Variants[Program] = Variants(self.params, set(given), make, self)
             self.bindings = variants
@@ -272,6 +334,10 @@ class Program:
             for name, function in self.functions.items():
                 function.params = free
                 function._variant = lambda binding, name=name: variants.get(binding, name)[name]
+
+    def __reduce__(self) -> tuple:
+        """Pickled by its text and arguments: rebuilt (plans and bindings afresh) when loaded."""
+        return (_rebuild_program, (self.text, self.filename, *self._arguments))
 
     def __getitem__(self, name: str) -> Function:
         if name in self.unbuilt:
@@ -298,7 +364,12 @@ class Program:
 
 
 def compile(  # noqa: A001
-    text: str, filename: str = "<string>", lowering: Lowering | None = None, limits: Limits | None = None, **params: Any
+    text: str,
+    filename: str = "<string>",
+    lowering: Lowering | None = None,
+    limits: Limits | None = None,
+    promote: bool = False,
+    **params: Any,
 ) -> Program:
     """Parse, check and build a program; its definitions compile lazily per shape.
 
@@ -307,14 +378,21 @@ def compile(  # noqa: A001
 
     ``lowering``: True (by cost), False or ``"always"``; ``limits`` (:class:`tndsl.Limits`)
     bound the program's size; by default the built-in limits, each overridden by its
-    ``TNDSL_<FIELD>`` environment variable.
+    ``TNDSL_<FIELD>`` environment variable. ``promote``: arguments of different float
+    dtypes compute in their promoted dtype (by default they are refused, as torch does).
     """
-    return Program(text, filename, lowering, limits, params)
+    return Program(text, filename, lowering, limits, params, promote)
 
 
-def load(path: str | os.PathLike, lowering: Lowering | None = None, limits: Limits | None = None, **params: Any) -> Program:
-    """Load a ``.tn`` file; messages name it by the path given; ``params`` as for
-    :func:`compile`."""
+def load(
+    path: str | os.PathLike,
+    lowering: Lowering | None = None,
+    limits: Limits | None = None,
+    promote: bool = False,
+    **params: Any,
+) -> Program:
+    """Load a ``.tn`` file; messages name it by the path given; ``promote`` and ``params``
+    as for :func:`compile`."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -324,7 +402,13 @@ def load(path: str | os.PathLike, lowering: Lowering | None = None, limits: Limi
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise _not_utf8(path, data, error.start) from None
-    return Program(text, str(path), lowering, limits, params)
+    return Program(text, str(path), lowering, limits, params, promote)
+
+
+def _rebuild_program(
+    text: str, filename: str, lowering: Lowering | None, limits: Limits | None, params: dict[str, Any], promote: bool
+) -> Program:
+    return Program(text, filename, lowering, limits, params, promote)
 
 
 def _not_utf8(path: Path, data: bytes, start: int) -> TnSyntaxError:

@@ -33,9 +33,10 @@ class Signature:
     device: torch.device
     dtype: torch.dtype
     sizes: tuple[tuple[str, int], ...]
+    autocast: torch.dtype | None = None  # torch.autocast's dtype for the device, when on
 
     @staticmethod
-    def of(tensors: Sequence[torch.Tensor], sizes: Mapping[str, int]) -> "Signature":
+    def of(tensors: Sequence[torch.Tensor], sizes: Mapping[str, int], autocast: torch.dtype | None = None) -> "Signature":
         dtype, device = promote(tensors)
         shapes = tuple(tuple(t.shape) for t in tensors)
-        return Signature(shapes, tuple(t.dtype for t in tensors), device, dtype, tuple(sorted(sizes.items())))
+        return Signature(shapes, tuple(t.dtype for t in tensors), device, dtype, tuple(sorted(sizes.items())), autocast)

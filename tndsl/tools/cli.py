@@ -17,11 +17,16 @@ from .. import __version__
 from ..backend.program import Program, load
 from ..ir import TnError, TnNameError
 from .export import export_module
+from .standalone import export_standalone, parse_shapes
 
 __all__ = ["main"]
 
 _EXAMPLES = {
-    "compile": "examples:\n  tndsl compile gallery/conv.tn -o conv.py\n  tndsl compile gallery/*.tn -o out/      # one module per file",
+    "compile": (
+        "examples:\n  tndsl compile gallery/conv.tn -o conv.py\n  tndsl compile gallery/*.tn -o out/      # one module per file\n"
+        "  tndsl compile gallery/conv.tn -o conv.py --shapes 'Y2:2x3x9x7,4x3x3x2,4' --shapes 'Y1:2x3x11,4x3x3,4:float64'"
+        "   # standalone: planned code, torch only"
+    ),
     "check": (
         "examples:\n  tndsl check gallery/conv.tn\n  tndsl check gallery/*.tn                # one table for all files\n"
         "  tndsl check --import myrefs fold.tn     # lets '# check: Y = myrefs:my_fold(...)' import myrefs"
@@ -53,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     compile_.add_argument("files", nargs="+", metavar="FILE", help=".tn programs")
     compile_.add_argument("-o", "--output", required=True,
                           help="the .py file to write (one FILE), or an existing directory (FILE.py in it)")
+    compile_.add_argument("--shapes", action="append", default=None, metavar="'NAME:2x3,4x5[:float64]'",
+                          help="plan definition NAME for these argument shapes (dtype float32 unless given) and write "
+                               "its straight-line torch code: the module then needs tndsl only for other shapes "
+                               "(repeatable)")
 
     check = command("check", "compare every definition with an independent reference")
     check.add_argument("files", nargs="+", metavar="FILE", help=".tn programs")
@@ -150,8 +159,10 @@ def _write(target: Path, data: str | bytes) -> None:
 
 
 def _compile(args: argparse.Namespace) -> int:
+    signatures = [parse_shapes(text) for text in args.shapes or ()]
+
     def work(program: Program, target: Path) -> None:
-        _write(target, export_module(program))
+        _write(target, export_standalone(program, signatures) if signatures else export_module(program))
         print(f"wrote {target}: {', '.join(program.functions)}")
 
     return _each(args.files, args.output, ".py", work)

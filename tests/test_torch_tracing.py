@@ -1,0 +1,101 @@
+"""Planning where torch traces: meta and fake tensors, torch.compile (fullgraph, dynamic
+batch) on a fresh program, and torch.jit.trace of a function."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+import tndsl
+from tndsl.backend.constants import dense_slice
+
+ROOT_GALLERY = Path(__file__).resolve().parent.parent / "gallery"
+CONV = ROOT_GALLERY / "conv.tn"
+
+
+def _args(n: int = 2):
+    g = torch.Generator().manual_seed(n)
+    return torch.randn(n, 3, 9, 7, generator=g), torch.randn(4, 3, 3, 2, generator=g), torch.randn(4, generator=g)
+
+
+def _expected(x, w, b):
+    return F.conv2d(x, w, b, stride=2, padding=1)
+
+
+def test_meta_tensors_give_the_shape():
+    conv = tndsl.load(CONV)
+    y = conv.Y2(*(t.to("meta") for t in _args()))
+    assert y.device.type == "meta" and y.shape == (2, 4, 5, 4)
+
+
+def test_fake_tensors_give_the_shape_and_leave_no_fake_plan_behind():
+    conv = tndsl.load(CONV)
+    with FakeTensorMode():
+        y = conv.Y2(torch.empty(2, 3, 9, 7), torch.empty(4, 3, 3, 2), torch.empty(4))
+    assert y.shape == (2, 4, 5, 4)
+    assert not conv.Y2._cache and not len(conv.Y2._constants)  # planned under the mode, cached nothing
+    torch.testing.assert_close(conv.Y2(*_args()), _expected(*_args()))  # real tensors: a real plan
+
+
+@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
+def test_compile_fullgraph_plans_inside_the_trace(backend):
+    torch._dynamo.reset()
+    conv = tndsl.load(CONV)  # fresh: the first call plans under dynamo
+    compiled = torch.compile(conv.Y2, fullgraph=True, backend=backend)
+    torch.testing.assert_close(compiled(*_args()), _expected(*_args()))
+    torch.testing.assert_close(compiled(*_args()), _expected(*_args()))
+    other = tndsl.load(CONV)  # a second program compiles on its own (its handle differs)
+    torch.testing.assert_close(torch.compile(other.Y2, fullgraph=True, backend=backend)(*_args()), _expected(*_args()))
+
+
+def test_compile_dynamic_over_three_batch_sizes():
+    torch._dynamo.reset()
+    conv = tndsl.load(CONV)
+    compiled = torch.compile(conv.Y2, fullgraph=True, dynamic=True, backend="aot_eager")
+    for n in (2, 3, 5):
+        torch.testing.assert_close(compiled(*_args(n)), _expected(*_args(n)))
+
+
+def test_compile_a_module_holding_a_function_with_grad():
+    torch._dynamo.reset()
+    conv = tndsl.load(CONV)
+    x, w, b = _args()
+    w.requires_grad_(True)
+    compiled = torch.compile(lambda x, w, b: conv.Y2(x, w, b).square().sum(), fullgraph=True, backend="aot_eager")
+    compiled(x, w, b).backward()
+    expected = torch.func.grad(lambda w: _expected(x, w, b).square().sum())(w.detach())
+    torch.testing.assert_close(w.grad, expected)
+
+
+def test_jit_trace_of_a_function():
+    conv = tndsl.load(CONV)
+    traced = torch.jit.trace(conv.Y2, _args())
+    torch.testing.assert_close(traced(*_args()), _expected(*_args()))
+
+
+def test_index_gather_plans_under_fake_tensors_and_compile():
+    vjp = ROOT_GALLERY / "randomized_vjp.tn"
+    x, v, j = torch.randn(2, 3, 9, 8), torch.randn(2, 4, 5, 4), torch.tensor([0, 3, 7, 19, 11, 2])
+    expected = tndsl.load(vjp).RW2(x, v, j)
+    assert "gather_windows" in str(tndsl.load(vjp).RW2.plan(x, v, j))  # window offsets are a plan-time constant
+    with FakeTensorMode():
+        y = tndsl.load(vjp).RW2(torch.empty(2, 3, 9, 8), torch.empty(2, 4, 5, 4), torch.zeros(6, dtype=torch.long))
+    assert y.shape == expected.shape
+    torch._dynamo.reset()
+    compiled = torch.compile(tndsl.load(vjp).RW2, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x, v, j), expected)
+
+
+@pytest.mark.parametrize("start, step, size_in, size_out", [(0, 1, 4, 4), (1, 2, 9, 4), (-1, 2, 7, 5), (3, 3, 5, 3)])
+def test_dense_slice_from_integer_formulas(start, step, size_in, size_out):
+    expected = torch.zeros(size_in, size_out)
+    for o in range(size_out):
+        if 0 <= start + step * o < size_in:
+            expected[start + step * o, o] = 1
+    torch.testing.assert_close(dense_slice(start, step, size_in, size_out, torch.float32, "cpu"), expected)
+    with FakeTensorMode():
+        assert dense_slice(start, step, size_in, size_out, torch.float32, "cpu").shape == (size_in, size_out)
