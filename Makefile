@@ -32,10 +32,14 @@ docs: venv
 	$(PY) docs/pictures.py
 
 # Before a release: the fuzz tests with FUZZ_SCALE times CI's examples (about 20,000 inputs
-# at the default 5) and fresh random seeds; FUZZ_SEED=N repeats a run.
+# at the default 5) and fresh random seeds; FUZZ_SEED=N repeats a run. Outcome counts per
+# worker go to out/fuzz-report.txt.
 FUZZ_SCALE ?= 5
 fuzz: venv
-	TNDSL_FUZZ_SCALE=$(FUZZ_SCALE) $(if $(FUZZ_SEED),TNDSL_FUZZ_SEED=$(FUZZ_SEED)) $(PY) -m pytest -n 2 -s tests/test_fuzz.py
+	@mkdir -p out && rm -f out/fuzz-report.txt
+	TNDSL_FUZZ_SCALE=$(FUZZ_SCALE) TNDSL_FUZZ_REPORT=out/fuzz-report.txt $(if $(FUZZ_SEED),TNDSL_FUZZ_SEED=$(FUZZ_SEED)) \
+	  $(PY) -m pytest -n 2 tests/test_fuzz.py
+	@cat out/fuzz-report.txt
 
 bench: venv
 	$(PY) -m pip install -q -e '.[bench]'

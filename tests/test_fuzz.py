@@ -54,9 +54,12 @@ def _float64_default():
 
 @pytest.fixture(autouse=True, scope="module")
 def _report():
+    """In a long run, each worker's tally of outcomes, appended to ``TNDSL_FUZZ_REPORT``."""
     yield
-    if LONG_RUN:
-        print("\nfuzz outcomes:", dict(sorted(STATS.items())))
+    path = os.environ.get("TNDSL_FUZZ_REPORT")
+    if LONG_RUN and path:
+        with open(path, "a", encoding="utf-8") as report:
+            report.write(f"{dict(sorted(STATS.items()))}\n")
 
 
 # -- random programs -------------------------------------------------------------------------

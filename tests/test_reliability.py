@@ -185,6 +185,9 @@ def test_number_literals_that_overflow():
     message = str(_error("input A[i]\nY[i] = A[i] * 1e308 * 10\n", tndsl.TnDefinitionError))
     assert message.startswith("prog.tn:2:8: the numbers in this expression overflow a float64")
     assert "overflow" in str(_error("input A[i]\nY[i] = A[i] / 1e-320\n"))
+    huge = tndsl.Limits(max_digits=10_000)
+    assert "longer than Python converts" in str(_error("input A[i]\nY[i] = A[i] * " + "9" * 5000 + "\n", limits=huge))
+    assert "longer than Python converts" in str(_error("size n = " + "9" * 5000 + "\n", limits=huge))
     program = tndsl.compile("input x[i]\nsize k\nY[i, k] = x[i] * delta[k]\n")
     with pytest.raises(tndsl.TnCallError, match="up to 2"):
         program.Y(torch.ones(2), k=2**63)

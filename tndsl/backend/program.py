@@ -158,6 +158,18 @@ class Function:
             except NotImplementedError as error:  # e.g. an op torch lacks for this dtype and device
                 raise self._unsupported(error, args, kwargs) from None
         tensors, keywords = self._bind(args, kwargs)
+        try:
+            function = self._planned(tensors, keywords)
+            if key is not None:
+                positions = {n: i for i, n in enumerate(self.inputs[: len(args)])}
+                order = [positions.get(n, n) for n in self.inputs]
+                self._fast[key] = (function, None if order == list(range(len(args))) else order)
+            return function(*tensors)
+        except NotImplementedError as error:  # planning folds constants with torch too
+            raise self._unsupported(error, args, kwargs) from None
+
+    def _planned(self, tensors: list[torch.Tensor], keywords: dict[str, int]) -> Any:
+        """The compiled function for this call signature (and autocast state), planned once and cached."""
         autocast = autocast_dtype(tensors[0].device) if tensors else None
         signature = (tuple((t.shape, t.dtype, t.device) for t in tensors), tuple(keywords.items()), autocast)
         entry = self._cache.get(signature)
@@ -168,14 +180,7 @@ class Function:
                 self._fast = {k: v for k, v in self._fast.items() if v[0] is not dropped}
         else:
             self._cache.move_to_end(signature)
-        if key is not None:
-            positions = {n: i for i, n in enumerate(self.inputs[: len(args)])}
-            order = [positions.get(n, n) for n in self.inputs]
-            self._fast[key] = (entry[0], None if order == list(range(len(args))) else order)
-        try:
-            return entry[0](*tensors)
-        except NotImplementedError as error:
-            raise self._unsupported(error, args, kwargs) from None
+        return entry[0]
 
     def source(self, *args: Any, **kwargs: Any) -> str:
         """The generated Python source for these arguments' shapes, dtypes and device."""

@@ -141,6 +141,14 @@ def _syntax_error(error: lark.exceptions.UnexpectedInput, source: Source, parser
     return TnSyntaxError(message, Span(line, col, line, col + 1, source))
 
 
+def _to_int(text: str, span: Span | None) -> int:
+    """``int(text)``; past Python's own digit limit (raised ``max_digits``) a syntax error."""
+    try:
+        return int(text)
+    except ValueError:
+        raise TnSyntaxError(f"integer literal of {len(text)} digits is longer than Python converts", span) from None
+
+
 @v_args(meta=True)
 class _ToAst(Transformer_NonRecursive):
     """lark tree → AST, attaching spans; integers and numbers checked against the limits."""
@@ -173,7 +181,7 @@ class _ToAst(Transformer_NonRecursive):
         """An integer literal, its digits checked against ``max_digits`` first."""
         digits = sum(c.isdigit() for c in str(token))
         self.limits.check("max_digits", digits, "digits in an integer literal", self._token_span(token))
-        return int(str(token))
+        return _to_int(str(token), self._token_span(token))
 
     def size_decl(self, meta, children):
         name = children[0]
@@ -239,7 +247,7 @@ class _ToAst(Transformer_NonRecursive):
         span = self._span(meta)
         digits = sum(c.isdigit() for c in text)
         self.limits.check("max_digits", digits, "digits in a number literal", span)
-        value: int | float = int(text) if text.isdigit() else float(text)
+        value: int | float = _to_int(text, span) if text.isdigit() else float(text)
         try:
             finite = math.isfinite(float(value))
         except OverflowError:
