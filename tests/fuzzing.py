@@ -263,7 +263,9 @@ def _check_call(program, off, derived, name: str, args: list[torch.Tensor], keyw
         by_name, again = dict(zip(function.inputs, args)), derived[name]
         # a leg whose size only an argument's shape gave prints as a keyword size (named by the leg)
         known = {**{k: int(v) for k, v in (solved or {}).items() if isinstance(v, int)}, **keywords}
-        sizes = {k: known[k] for k in again.keywords if k in known}
+        # derive names such a keyword by its leg, with a suffix where the label is used elsewhere
+        sizes = {k: known.get(k, known.get(k.rsplit("_", 1)[0])) for k in again.keywords}
+        sizes = {k: v for k, v in sizes.items() if v is not None}
         values["derived"] = again(*[by_name[n] for n in again.inputs], **sizes)
     for what, value in values.items():
         assert_same(first, value, what)

@@ -51,7 +51,9 @@ def _renamed(network: Network, mapping: dict[str, str]) -> Network:
     return replace(network, output=output, terms=terms, sizes=sizes)
 
 
-def _printable(network: Network, decls, fresh: FreshNames, span: Span | None) -> tuple[Network, list[ast.SizeDecl]]:
+def _printable(
+    network: Network, decls, fresh: FreshNames, span: Span | None, elsewhere: frozenset[str] = frozenset()
+) -> tuple[Network, list[ast.SizeDecl]]:
     """The network with labels renamed so that its printed text means the same, and the
     ``size`` declarations that text needs:
 
@@ -82,8 +84,9 @@ def _printable(network: Network, decls, fresh: FreshNames, span: Span | None) ->
         elif isinstance(size, (str, ShapeOf)) and (size if isinstance(size, str) else label) not in mapping.values() and (
             isinstance(size, ShapeOf) or size == label or size not in network.labels
         ):
-            # a keyword size, or an input's leg (text cannot say that): a keyword named after the leg
-            keyword = size if isinstance(size, str) else label
+            # a keyword size, or an input's leg (text cannot say that): a keyword named after the
+            # leg — a fresh name where other definitions use the label (a declaration is global)
+            keyword = size if isinstance(size, str) else (fresh(label) if label in elsewhere else label)
             if keyword != label:
                 mapping[label] = keyword
             if keyword not in decls.sizes and all(d.name != keyword for d in new_sizes):
@@ -131,7 +134,8 @@ def derive_text(
             network = networks[statement.name]
             if simplify:
                 network = prune_deltas(network)
-            network, sizes = _printable(network, decls, fresh, statement.span)
+            others = frozenset(l for n, other in networks.items() if n != statement.name for l in other.labels)
+            network, sizes = _printable(network, decls, fresh, statement.span, others)
             lines.extend(format_statement(s) for s in sizes)
             lines.append(format_network(network, statement.name))
         else:
