@@ -11,12 +11,17 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
-__all__ = ["shape_of", "flops_of", "Shape", "BYTE_FLOPS", "VIEWS"]
+__all__ = ["shape_of", "flops_of", "einsum_layout", "Shape", "BYTE_FLOPS", "INDEX_FLOPS", "VIEWS"]
 
 Shape = tuple[int, ...]
 
 #: How many flops one byte moved counts as.
 BYTE_FLOPS = 2.0
+
+#: What one index of an indexing op costs besides the entries it copies (an
+#: ``index_select`` copies a row of contiguous entries per index: one entry per index is
+#: many times slower than a copy).
+INDEX_FLOPS = 64.0
 
 #: Primitives that return a view of their first input: no flops, no bytes.
 VIEWS = frozenset({"reshape", "permute", "squeeze", "index", "expand", "unfold", "narrow", "movedim", "step"})
@@ -150,7 +155,9 @@ SHAPES: dict[str, Callable[[Sequence[Shape], dict], Shape]] = {
     "fold": lambda x, p: (x[0][0], x[0][1] // math.prod(p["kernel_size"])) + tuple(p["output_size"]),
     "take": lambda x, p: _take(x, p),
     "select_flat": lambda x, p: tuple(x[0][: p["first"]]) + (math.prod(x[1]),),
-    "gather_windows": lambda x, p: tuple(x[0][: p["first"]]) + (math.prod(x[1]) * x[2][0],),
+    "gather_windows": lambda x, p: (
+        tuple(x[0][: p["first"]]) + (math.prod(x[1]) * x[2][0],) + tuple(x[0][p["first"] + len(p["strides"]) :])
+    ),
     "one_hot": lambda x, p: x[0] + (p["classes"],),
     "gram": _gram,
     "gram_chunked": _gram_chunked,
@@ -166,6 +173,47 @@ def _einsum_flops(x: Sequence[Shape], p: dict, out: Shape) -> float:
     inputs, _ = p["equation"].split("->")
     sizes = {c: v for spec, shape in zip(inputs.split(","), x) for c, v in zip(spec, shape)}
     return 2.0 * math.prod(sizes.values()) if len(x) > 1 else float(math.prod(x[0]))
+
+
+def _mergeable(labels: str, group: Sequence[str], sizes: dict[str, int]) -> bool:
+    """Whether ``group``'s axes (in that order) of a contiguous tensor with axes ``labels``
+    merge into one axis by a view: consecutive in memory, size-1 axes aside."""
+    order = [c for c in labels if sizes[c] != 1]
+    positions = [order.index(c) for c in group if sizes[c] != 1]
+    return positions == list(range(positions[0], positions[0] + len(positions))) if positions else True
+
+
+def einsum_layout(x: Sequence[Shape], equation: str) -> tuple[int, int]:
+    """How ``torch.einsum`` lays out a two-operand contraction for its batched matmul, the
+    operands taken as contiguous: ``(elements copied, elements read transposed)``.
+
+    torch arranges the left operand as ``[batch, left-only, summed]`` and the right one as
+    ``[batch, summed, right-only]``, each group in the order the equation's output (for
+    summed legs: the letters) gives, and reshapes them to 3-d: a group whose axes are not
+    consecutive in memory makes that reshape a copy. An operand whose two matrix groups lie
+    the other way round in memory is read transposed (slower in a CPU matmul).
+    """
+    inputs, output = equation.split("->")
+    specs = inputs.split(",")
+    if len(specs) != 2 or any(len(set(spec)) != len(spec) for spec in specs):
+        return 0, 0
+    left, right = specs
+    sizes = {c: v for spec, shape in zip(specs, x) for c, v in zip(spec, shape)}
+    summed = sorted(c for c in left if c in right and c not in output)
+    batch = [c for c in output if c in left and c in right]
+    groups = (
+        (left, x[0], [batch, [c for c in output if c in left and c not in right], summed]),
+        (right, x[1], [batch, summed, [c for c in output if c in right and c not in left]]),
+    )
+    copied = transposed = 0
+    for spec, shape, parts in groups:
+        if not all(_mergeable(spec, part, sizes) for part in parts):
+            copied += math.prod(shape)
+            continue
+        rows, cols = ([spec.index(c) for c in part if sizes[c] != 1] for part in parts[1:])
+        if rows and cols and rows[0] > cols[0]:
+            transposed += math.prod(shape)
+    return copied, transposed
 
 
 def _conv_flops(x: Sequence[Shape], p: dict, out: Shape) -> float:
@@ -211,7 +259,12 @@ def flops_of(prim: str, inputs: Sequence[Shape], params: dict, out: Shape) -> tu
     if prim in VIEWS:
         return 0.0, 0.0
     if prim in ("take", "select_flat", "gather_windows"):  # reads only the selected entries
-        return float(math.prod(out)), float(2 * math.prod(out) + math.prod(inputs[1]))
+        rows = math.prod(out)  # one index per entry, or per row of trailing axes copied whole
+        if prim == "gather_windows":
+            rows //= max(1, math.prod(inputs[0][params["first"] + len(params["strides"]) :]))
+        return float(math.prod(out) + INDEX_FLOPS * rows), float(2 * math.prod(out) + math.prod(inputs[1]))
     flops = FLOPS[prim](inputs, params, out) if prim in FLOPS else float(math.prod(out))
     moved = float(sum(math.prod(s) for s in inputs) + math.prod(out))
+    if prim == "einsum":
+        moved += 2 * einsum_layout(inputs, params["equation"])[0]  # read and written once more
     return flops, moved

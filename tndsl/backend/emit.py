@@ -174,13 +174,14 @@ def _select_flat(out: str, x: Sequence[str], p: dict) -> list[str]:
 
 
 def _gather_windows(out: str, x: Sequence[str], p: dict) -> list[str]:
-    """Selected windows of the flattened spatial axes: each window's start plus the
-    constant offsets of its entries, one ``index_select``."""
+    """Selected windows of the flattened spatial axes (axes ``first`` on; trailing axes
+    after them are rows copied whole): each window's start plus the constant offsets of
+    its entries, one ``index_select``."""
     first = int(p["first"])
     return [
         f"{out}_i = {_window_starts(x[1], p)}",
         f"{out}_i = {out}_i.reshape(-1, 1) + {x[2]}",
-        f"{out} = {x[0]}.flatten({first})",
+        f"{out} = {x[0]}.flatten({first}, {first + len(p['strides']) - 1})",
         f"{out} = {out}.index_select({first}, {out}_i.reshape(-1))",
     ]
 

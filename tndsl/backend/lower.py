@@ -654,7 +654,14 @@ def _select(ctx: _Context) -> list[Operand] | None:
 def _gather_windows(ctx: _Context, j: Operand, x: Operand, source: tuple[str, ...], target: tuple[str, ...]) -> list[Operand] | None:
     """Selected windows read straight from the padded input: one flat ``index_select`` of
     the window entries (start offset per sample plus a constant kernel offset), where the
-    windowed axes are the input's last ones and the index selects every window leg."""
+    windowed axes are the input's last ones and the index selects every window leg.
+
+    The input's other legs either stay in front (each index then copies one entry), or,
+    where the cost model finds it cheaper, the legs no other operand has (channels) go
+    behind the windowed axes in one copy of the input, so that each index copies a
+    contiguous row of them; the legs contracted or batched with other operands stay in
+    front, beside the samples they are contracted along with.
+    """
     base = x.base
     assert base is not None
     shape = ctx.ops.shape(base.var)
@@ -663,26 +670,54 @@ def _gather_windows(ctx: _Context, j: Operand, x: Operand, source: tuple[str, ..
         return None
     if any(label in base.labels[:first] for label in source):
         return None
-    flat = [math.prod(shape[w.axis + 1 :]) for w in base.windows]  # element strides of the spatial axes
     sizes = [ctx.sizes[t] for t in target]
     strides = [math.prod(sizes[m + 1 :]) for m in range(len(target))]  # of the flat index over target
     order = [target.index(w.out) for w in base.windows]
-    offsets = [0]  # host integers: no torch op runs on the call's tensors (or under a tracing mode) to find them
-    for w, step in zip(base.windows, flat):
-        offsets = [o + k * w.dilation * step for o in offsets for k in range(w.size_kernel)]
-    values = tuple(offsets)
-    offsets_var = ctx.ops.constant(
-        lambda: torch.tensor(values, dtype=torch.long), shape=(len(values),), key=("offsets", values)
-    )
-    var = ctx.ops.add(
-        "gather_windows", base.var, j.var, offsets_var, first=first,
-        strides=tuple(strides[m] for m in order), sizes=tuple(sizes[m] for m in order),
-        steps=tuple(w.stride * step for w, step in zip(base.windows, flat)),
-    )
+    others = [op for op in ctx.operands if op is not j and op is not x]
+    lead = [l for l in base.labels[:first] if any(l in op.labels for op in others)]
+    trail = [l for l in base.labels[:first] if l not in lead]
+    layouts = [(list(base.labels[:first]), [])]
+    if trail:
+        layouts.append((lead, trail))
+    best = None
+    for front, back in layouts:
+        ops = ctx.ops if len(layouts) == 1 else ctx.ops.child(base.var, j.var)
+        var = base.var
+        if back:
+            spatial = list(range(first, len(shape)))
+            dims = tuple([base.labels.index(l) for l in front] + spatial + [base.labels.index(l) for l in back])
+            var = ops.add("contiguous", ops.add("permute", var, dims=dims))
+        var = _gather_flat(ops, var, j, base.windows, len(front), strides, sizes, order)
+        cost = ops.cost(var)
+        if best is None or cost < best[0]:
+            best = (cost, ops, var, front, back)
+    _, ops, var, front, back = best
+    if ops is not ctx.ops:
+        var = ctx.ops.merge(ops, var)
     kernels = [w.kernel for w in base.windows]
-    labels = base.labels[:first] + source + tuple(kernels)
+    labels = tuple(front) + source + tuple(kernels) + tuple(back)
     var = ctx.ops.add("reshape", var, shape=tuple(ctx.sizes[label] for label in labels))
     return ctx.replace([j, x], Operand(labels, var=var))
+
+
+def _gather_flat(
+    ops: OpList, var: str, j: Operand, windows: Sequence[Window], first: int, strides: Sequence[int], sizes: Sequence[int],
+    order: Sequence[int],
+) -> str:
+    """The ``gather_windows`` op on ``var``, whose axes ``first`` on are the windowed ones
+    (in the order of ``windows``), then any rows."""
+    shape = ops.shape(var)
+    flat = [math.prod(shape[first + n + 1 : first + len(windows)]) for n in range(len(windows))]  # element strides
+    offsets = [0]  # host integers: no torch op runs on the call's tensors (or under a tracing mode) to find them
+    for w, step in zip(windows, flat):
+        offsets = [o + k * w.dilation * step for o in offsets for k in range(w.size_kernel)]
+    values = tuple(offsets)
+    offsets_var = ops.constant(lambda: torch.tensor(values, dtype=torch.long), shape=(len(values),), key=("offsets", values))
+    return ops.add(
+        "gather_windows", var, j.var, offsets_var, first=first,
+        strides=tuple(strides[m] for m in order), sizes=tuple(sizes[m] for m in order),
+        steps=tuple(w.stride * step for w, step in zip(windows, flat)),
+    )
 
 
 # -- Gram steps ----------------------------------------------------------------------------

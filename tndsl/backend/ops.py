@@ -105,9 +105,12 @@ class OpList:
         self._producer: dict[str, Op] = {}
         self._counter = 0
 
-    def child(self) -> "OpList":
-        """An empty list over the same arguments, for planning a candidate."""
-        return OpList(self.args, self.itemsize)
+    def child(self, *names: str) -> "OpList":
+        """An empty list over the same arguments and this list's values ``names``, for
+        planning a candidate (that :meth:`merge` adds back)."""
+        other = OpList({**self.args, **{name: self.shapes[name] for name in names}}, self.itemsize)
+        other._counter = self._counter  # fresh names never clash with ``names``
+        return other
 
     def fresh(self, prefix: str = "t") -> str:
         self._counter += 1
@@ -199,7 +202,7 @@ class OpList:
     def merge(self, other: "OpList", result: str) -> str:
         """Add the ops ``result`` needs in ``other`` (a candidate) to this list; the new
         name of ``result``."""
-        rename: dict[str, str] = {name: name for name in self.args}
+        rename: dict[str, str] = {name: name for name in other.args}
         used = {n for op in other.live(result) for n in op.inputs} | {result}
         for k, entry in enumerate(other.constants):
             if f"c{k}" in used:

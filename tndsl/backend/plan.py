@@ -25,6 +25,7 @@ import torch
 
 from ..ir import Kind, Network, Term, TnNotSupportedError
 from .constants import MAX_CONSTANT_BYTES, ConstantCache
+from .cost import einsum_layout
 from .dtypes import AUTOCAST_PRIMS, casts_result
 from .einsum import MAX_LETTERS, einsum_equation
 from .lower import Operand, PatternUse, gram, lower
@@ -391,7 +392,36 @@ def _pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: M
     if a.constant and b.constant:  # folded at plan time
         key = None if a.key is None or b.key is None else (a.key, b.key, equation)
         return Operand(labels, make=lambda: torch.einsum(equation, a.value, b.value), key=key)
-    return Operand(labels, var=ops.add("einsum", _var(a, ops, sizes), _var(b, ops, sizes), equation=equation))
+    inputs = {id(op): _var(op, ops, sizes) for op in (a, b)}
+    left, right, order = _einsum_layout(a, b, labels, {id(op): ops.shape(inputs[id(op)]) for op in (a, b)})
+    var = ops.add("einsum", inputs[id(left)], inputs[id(right)], equation=einsum_equation([left.labels, right.labels], order))
+    if order != labels:
+        var = ops.add("permute", var, dims=tuple(order.index(label) for label in labels))
+    return Operand(labels, var=var)
+
+
+def _einsum_layout(
+    a: Operand, b: Operand, labels: tuple[str, ...], shapes: Mapping[int, tuple[int, ...]]
+) -> tuple[Operand, Operand, tuple[str, ...]]:
+    """The operand order and the result order to ask ``torch.einsum`` for: ``labels``, or
+    the operands' own order (shared kept legs, then the left operand's, then the right
+    one's, as they lie in memory) where that spares copying an operand, then reading one
+    transposed (:func:`~tndsl.backend.cost.einsum_layout`); the result is then permuted to
+    ``labels``, a view. Ties keep ``a, b`` and ``labels``."""
+    best = None
+    for left, right in ((a, b), (b, a)):
+        natural = tuple(
+            [l for l in left.labels if l in labels and l in right.labels]
+            + [l for l in left.labels if l in labels and l not in right.labels]
+            + [l for l in right.labels if l in labels and l not in left.labels]
+        )
+        for order in (labels, natural):
+            equation = einsum_equation([left.labels, right.labels], order)
+            layout = einsum_layout([shapes[id(left)], shapes[id(right)]], equation)
+            if best is None or layout < best[0]:
+                best = (layout, left, right, order)
+    assert best is not None
+    return best[1], best[2], best[3]
 
 
 def _broadcast_pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[str, int]) -> Operand:
