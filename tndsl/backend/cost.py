@@ -21,7 +21,7 @@ BYTE_FLOPS = 2.0
 #: What one index of an indexing op costs besides the entries it copies (an
 #: ``index_select`` copies a row of contiguous entries per index: one entry per index is
 #: many times slower than a copy).
-INDEX_FLOPS = 64.0
+INDEX_FLOPS = 256.0
 
 #: Primitives that return a view of their first input: no flops, no bytes.
 VIEWS = frozenset({"reshape", "permute", "squeeze", "index", "expand", "unfold", "narrow", "movedim", "step"})
@@ -154,7 +154,9 @@ SHAPES: dict[str, Callable[[Sequence[Shape], dict], Shape]] = {
     "conv_transpose": _conv_transpose,
     "fold": lambda x, p: (x[0][0], x[0][1] // math.prod(p["kernel_size"])) + tuple(p["output_size"]),
     "take": lambda x, p: _take(x, p),
-    "select_flat": lambda x, p: tuple(x[0][: p["first"]]) + (math.prod(x[1]),),
+    "select_flat": lambda x, p: (
+        tuple(x[0][: p["first"]]) + (math.prod(x[1]),) + tuple(x[0][len(x[0]) - p["trail"] :])
+    ),
     "gather_windows": lambda x, p: (
         tuple(x[0][: p["first"]]) + (math.prod(x[1]) * x[2][0],) + tuple(x[0][p["first"] + len(p["strides"]) :])
     ),
@@ -262,7 +264,12 @@ def flops_of(prim: str, inputs: Sequence[Shape], params: dict, out: Shape) -> tu
         rows = math.prod(out)  # one index per entry, or per row of trailing axes copied whole
         if prim == "gather_windows":
             rows //= max(1, math.prod(inputs[0][params["first"] + len(params["strides"]) :]))
+        elif prim == "select_flat":
+            rows //= max(1, math.prod(inputs[0][len(inputs[0]) - params["trail"] :]))
         return float(math.prod(out) + INDEX_FLOPS * rows), float(2 * math.prod(out) + math.prod(inputs[1]))
+    if prim == "one_hot":  # a scatter, one index at a time, after reading the index twice (its range checked);
+        # written as int64, then converted
+        return float(math.prod(out) + INDEX_FLOPS * math.prod(inputs[0])), float(3 * math.prod(out) + 2 * math.prod(inputs[0]))
     flops = FLOPS[prim](inputs, params, out) if prim in FLOPS else float(math.prod(out))
     moved = float(sum(math.prod(s) for s in inputs) + math.prod(out))
     if prim == "einsum":

@@ -168,9 +168,10 @@ def _embed_diagonal(out: str, x: Sequence[str], p: dict) -> list[str]:
 
 
 def _select_flat(out: str, x: Sequence[str], p: dict) -> list[str]:
-    """Entries of the flattened trailing axes, at the index's (flat) positions."""
-    first = int(p["first"])
-    return [f"{out} = {x[0]}.flatten({first})", f"{out} = {out}.index_select({first}, {x[1]}.reshape(-1))"]
+    """Entries of the flattened indexed axes (``first`` on, before ``trail`` axes copied
+    whole as rows), at the index's (flat) positions."""
+    first, last = int(p["first"]), -1 - int(p["trail"])
+    return [f"{out} = {x[0]}.flatten({first}, {last})", f"{out} = {out}.index_select({first}, {x[1]}.reshape(-1))"]
 
 
 def _gather_windows(out: str, x: Sequence[str], p: dict) -> list[str]:

@@ -630,8 +630,16 @@ def _select(ctx: _Context) -> list[Operand] | None:
                     return gathered
             first = len(x.labels) - len(target)
             if x.labels[first:] == target and not x.window:  # trailing, in the index's order
-                var = ctx.ops.add("select_flat", x.var, j.var, first=first)
-                labels = x.labels[:first] + source
+
+                def select(ops: OpList, front: list[str], back: list[str]) -> str:
+                    var = x.var
+                    if back:
+                        dims = [x.labels.index(l) for l in front] + list(range(first, len(x.labels))) + [x.labels.index(l) for l in back]
+                        var = ops.add("contiguous", ops.add("permute", var, dims=tuple(dims)))
+                    return ops.add("select_flat", var, j.var, first=len(front), trail=len(back))
+
+                var, front, back = _cheapest_layout(ctx, j, x, list(x.labels[:first]), select, (x.var, j.var))
+                labels = tuple(front) + source + tuple(back)
                 var = ctx.ops.add("reshape", var, shape=tuple(ctx.sizes[label] for label in labels))
                 return ctx.replace([j, x], Operand(labels, var=var))
             axes = sorted(x.labels.index(t) for t in target)
@@ -656,11 +664,7 @@ def _gather_windows(ctx: _Context, j: Operand, x: Operand, source: tuple[str, ..
     the window entries (start offset per sample plus a constant kernel offset), where the
     windowed axes are the input's last ones and the index selects every window leg.
 
-    The input's other legs either stay in front (each index then copies one entry), or,
-    where the cost model finds it cheaper, the legs no other operand has (channels) go
-    behind the windowed axes in one copy of the input, so that each index copies a
-    contiguous row of them; the legs contracted or batched with other operands stay in
-    front, beside the samples they are contracted along with.
+    The input's other legs are laid out by :func:`_cheapest_layout`.
     """
     base = x.base
     assert base is not None
@@ -673,31 +677,57 @@ def _gather_windows(ctx: _Context, j: Operand, x: Operand, source: tuple[str, ..
     sizes = [ctx.sizes[t] for t in target]
     strides = [math.prod(sizes[m + 1 :]) for m in range(len(target))]  # of the flat index over target
     order = [target.index(w.out) for w in base.windows]
-    others = [op for op in ctx.operands if op is not j and op is not x]
-    lead = [l for l in base.labels[:first] if any(l in op.labels for op in others)]
-    trail = [l for l in base.labels[:first] if l not in lead]
-    layouts = [(list(base.labels[:first]), [])]
-    if trail:
-        layouts.append((lead, trail))
-    best = None
-    for front, back in layouts:
-        ops = ctx.ops if len(layouts) == 1 else ctx.ops.child(base.var, j.var)
+    padding = ctx.ops.producer(base.var)
+    if padding is not None and (padding.prim != "pad" or len(padding.param("pads")) > 2 * len(base.windows)):
+        padding = None  # not the windows' own padding
+
+    def gather(ops: OpList, front: list[str], back: list[str]) -> str:
         var = base.var
+        if padding is not None and not back:  # priced as the rows layout's padding is (merged with the one there)
+            var = ops.add("pad", padding.inputs[0], pads=padding.param("pads"))
         if back:
             spatial = list(range(first, len(shape)))
             dims = tuple([base.labels.index(l) for l in front] + spatial + [base.labels.index(l) for l in back])
-            var = ops.add("contiguous", ops.add("permute", var, dims=dims))
-        var = _gather_flat(ops, var, j, base.windows, len(front), strides, sizes, order)
-        cost = ops.cost(var)
-        if best is None or cost < best[0]:
-            best = (cost, ops, var, front, back)
-    _, ops, var, front, back = best
-    if ops is not ctx.ops:
-        var = ctx.ops.merge(ops, var)
+            if padding is None:
+                var = ops.add("contiguous", ops.add("permute", var, dims=dims))
+            else:  # padding the permuted input writes the copy (F.pad's result is contiguous)
+                var = ops.add("permute", padding.inputs[0], dims=dims)
+                var = ops.add("pad", var, pads=(0, 0) * len(back) + tuple(padding.param("pads")))
+        return _gather_flat(ops, var, j, base.windows, len(front), strides, sizes, order)
+
+    names = (base.var, j.var) + (padding.inputs if padding is not None else ())
+    var, front, back = _cheapest_layout(ctx, j, x, list(base.labels[:first]), gather, names)
     kernels = [w.kernel for w in base.windows]
     labels = tuple(front) + source + tuple(kernels) + tuple(back)
     var = ctx.ops.add("reshape", var, shape=tuple(ctx.sizes[label] for label in labels))
     return ctx.replace([j, x], Operand(labels, var=var))
+
+
+def _cheapest_layout(
+    ctx: _Context, j: Operand, x: Operand, legs: list[str], build: Callable[[OpList, list[str], list[str]], str],
+    names: tuple[str, ...],
+) -> tuple[str, list[str], list[str]]:
+    """An indexing of ``x`` by ``j`` built by ``build(ops, front, back)`` for the cheaper
+    layout of ``x``'s other legs ``legs``: all in front of the indexed axes (each index
+    copies one entry), or, where the cost model finds it cheaper, the legs no other operand
+    has (channels) behind them in one copy of ``x``, so that each index copies a
+    contiguous row of them; legs contracted or batched with other operands stay in front,
+    beside the samples they are contracted along with. Returns the result and the layout."""
+    others = [op for op in ctx.operands if op is not j and op is not x]
+    lead = [l for l in legs if any(l in op.labels for op in others)]
+    trail = [l for l in legs if l not in lead]
+    if not trail:
+        return build(ctx.ops, legs, []), legs, []
+    best = None
+    for front, back in ((legs, []), (lead, trail)):
+        ops = ctx.ops.child(*names)
+        var = build(ops, front, back)
+        cost = ops.cost(var)
+        if best is None or cost < best[0]:
+            best = (cost, ops, var, front, back)
+    assert best is not None
+    _, ops, var, front, back = best
+    return ctx.ops.merge(ops, var), front, back
 
 
 def _gather_flat(
