@@ -218,9 +218,15 @@ def einsum_layout(x: Sequence[Shape], equation: str) -> tuple[int, int]:
     return copied, transposed
 
 
+#: What one result element of a convolution costs besides its multiply-adds (a CPU
+#: convolution spends about as long per result element as a matrix product does on 256
+#: flops, however few channels it sums: a depthwise one runs far below the matmul rate).
+CONV_ELEMENT_FLOPS = 256.0
+
+
 def _conv_flops(x: Sequence[Shape], p: dict, out: Shape) -> float:
     # every output element: (input channels per group) x (kernel volume) multiply-adds
-    return 2.0 * math.prod(out) * (x[0][1] // p["groups"]) * math.prod(x[1][2:])
+    return math.prod(out) * (2.0 * (x[0][1] // p["groups"]) * math.prod(x[1][2:]) + CONV_ELEMENT_FLOPS)
 
 
 def _conv_weight_flops(x: Sequence[Shape], p: dict, out: Shape) -> float:
@@ -230,7 +236,7 @@ def _conv_weight_flops(x: Sequence[Shape], p: dict, out: Shape) -> float:
 
 def _conv_transpose_flops(x: Sequence[Shape], p: dict, out: Shape) -> float:
     # the adjoint of a convolution from ``out`` to ``x[0]``
-    return 2.0 * math.prod(x[0]) * (x[1][1]) * math.prod(x[1][2:])
+    return 2.0 * math.prod(x[0]) * (x[1][1]) * math.prod(x[1][2:]) + CONV_ELEMENT_FLOPS * math.prod(out)
 
 
 def _gram_flops(x: Sequence[Shape], p: dict, out: Shape) -> float:
