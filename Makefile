@@ -1,6 +1,7 @@
 # tndsl: `make demo` compiles, checks and renders the gallery; `make test` runs the tests;
-# `make docs` redraws the pictures the docs show (committed) and docs/gallery.md.
-# Both create .venv on first use (CPU torch 2.13.0, never a CUDA build).
+# `make docs` redraws the pictures the docs show (committed) and docs/gallery.md; `make bench`
+# times the issue 6 suite and the open-world networks on CPU and rewrites docs/benchmarks.md.
+# Each creates .venv on first use (CPU torch 2.13.0, never a CUDA build).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -45,6 +46,7 @@ bench: venv
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m bench.run --device cpu --size small --out bench/out-cpu
 	$(PY) -m bench.update_docs bench/out-cpu
+	$(PY) -m bench.open_world --device cpu --budget 3 --out bench/out-cpu --docs docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info .pytest_cache .mypy_cache

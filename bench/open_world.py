@@ -1,20 +1,24 @@
 """Networks beyond the gallery, side by side: PyTorch's way, tndsl, tndsl without lowering.
 
-    python -m bench.open_world [--device cpu|cuda] [--budget S] [--out DIR]
+    python -m bench.open_world [--device cpu|cuda] [--budget S] [--out DIR] [--docs PAGE]
 
 Cases: a Tucker- and a CP-factorized convolution, the GGN Gram matrix of a conv layer,
 fold (col2im), pixel shuffle, and a randomized weight VJP at 25 % of the output
 positions (against the full weight VJP). Every variant computes the same tensor from the
 same inputs; times are medians of interleaved rounds (the order rotates), float32, TF32 off
 (set identically for every variant by :func:`bench.run.set_precision`). Writes
-``open_world.json`` and ``open_world.md`` into ``--out`` and prints the table.
+``open_world.json`` and ``open_world.md`` into ``--out``, prints the table, and with
+``--docs`` rewrites that page's section between ``<!-- bench:open-world:DEVICE:start -->``
+and ``...:end -->`` with the table and issue 10's targets, met or missed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -195,6 +199,7 @@ def run(device: str = "cpu", budget: float = 8.0, names: list[str] | None = None
         _sync(device)
         times: dict[str, list[float]] = {name: [] for name in variants}
         ratios: dict[str, list[float]] = {name: [] for name in variants}
+        to_best: list[float] = []  # tndsl over the faster of the other variants, per round
         order = list(variants)
         spent, rounds = 0.0, 0
         while rounds < 5 or (spent < budget and rounds < 30):
@@ -204,6 +209,7 @@ def run(device: str = "cpu", budget: float = 8.0, names: list[str] | None = None
             for name, value in round_times.items():
                 times[name].append(value)
                 ratios[name].append(value / round_times[case.baseline])
+            to_best.append(round_times["tndsl"] / min(v for k, v in round_times.items() if k != "tndsl"))
             spent += sum(round_times.values()) / 1e3
             order = order[1:] + order[:1]
             rounds += 1
@@ -212,6 +218,7 @@ def run(device: str = "cpu", budget: float = 8.0, names: list[str] | None = None
                 "case": case.name, "title": case.title, "variant": name,
                 "ms": statistics.median(times[name]), "ratio": statistics.median(ratios[name]),
                 "baseline": case.baseline, "rounds": rounds,
+                "to_best": statistics.median(to_best) if name == "tndsl" else None,
             })
             print(f"{case.name:24s} {name:18s} {rows[-1]['ms']:9.3f} ms  {rows[-1]['ratio']:.2f}×", flush=True)
     return rows
@@ -225,20 +232,65 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def targets(rows: list[dict]) -> str:
+    """Issue 10's targets against ``rows``: tndsl ≤ 1.1× the faster of PyTorch's way and
+    tndsl without lowering on each case with a PyTorch baseline; the randomized VJP at 25 %
+    ≤ 0.4× the full VJP (medians over rounds of the per-round ratio)."""
+    lines = ["| case | target | measured | |", "|---|---|--:|---|"]
+    for row in rows:
+        if row["variant"] != "tndsl":
+            continue
+        if row["baseline"] == "pytorch":
+            goal, value, limit = "≤ 1.1× the faster of PyTorch and no lowering", row["to_best"], 1.1
+        else:
+            goal, value, limit = "≤ 0.4× the full VJP", row["ratio"], 0.4
+        lines.append(f"| {row['title']} | {goal} | {value:.2f}× | {'met' if value <= limit else '**missed**'} |")
+    return "\n".join(lines)
+
+
+def section(rows: list[dict], info: dict) -> str:
+    """The docs section for one run: how it was made, the table, the targets."""
+    where = info.get("gpu") or f"{info['cpu']}, {info['cpu_threads']} threads"
+    return (
+        f"`{info['command']}` on {info['date']} ({where}, load average {info['load_average']} at the start; "
+        "float32, TF32 off; medians of interleaved rounds whose order rotates). "
+        "\"tndsl\" chooses each term's plan by cost; \"tndsl-no-lowering\" is `lowering=False`; "
+        "\"× baseline\" is the median over rounds of the ratio to the baseline in the same round.\n\n"
+        f"{table(rows)}\n\nIssue 10's targets (the ratio is the median over rounds of tndsl's time over the "
+        f"faster of the other variants, or over the full VJP, in the same round):\n\n{targets(rows)}\n"
+    )
+
+
+def refresh(docs: Path, rows: list[dict], info: dict) -> None:
+    """Replace the device's open-world section of ``docs`` (appended if it has none)."""
+    start, end = f"<!-- bench:open-world:{info['device']}:start -->", f"<!-- bench:open-world:{info['device']}:end -->"
+    block = f"{start}\n{section(rows, info)}{end}"
+    page = docs.read_text()
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    page = pattern.sub(lambda _: block, page) if pattern.search(page) else page.rstrip() + "\n\n" + block + "\n"
+    docs.write_text(page)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--budget", type=float, default=8.0, help="seconds of timing per case")
     parser.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     parser.add_argument("--out", default="bench/out-cpu")
+    parser.add_argument("--docs", type=Path, help="a page whose open-world section to rewrite (docs/benchmarks.md)")
     args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    info = {**machine_info(args.device, []), "command": " ".join(["python -m bench.open_world", *words])}
     rows = run(args.device, args.budget, [c for c in args.cases.split(",") if c] or None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    info = machine_info(args.device, ["python", "-m", "bench.open_world", *(argv or [])])
     (out / "open_world.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1, default=str))
     (out / "open_world.md").write_text(table(rows) + "\n")
     print(table(rows))
+    print(targets(rows))
+    if args.docs:
+        refresh(args.docs, rows, info)
+        print(f"updated {args.docs}")
     return 0
 
 

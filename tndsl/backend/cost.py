@@ -257,7 +257,8 @@ FLOPS: dict[str, Callable[[Sequence[Shape], dict, Shape], float]] = {
     "gram": _gram_flops,
     "gram_chunked": _gram_flops,
     "sum": lambda x, p, out: float(math.prod(x[0])),
-    "fold": lambda x, p, out: float(math.prod(x[0])),
+    # col2im adds its input into place entry by entry (no vector loop, one thread on CPU): an index op's cost
+    "fold": lambda x, p, out: INDEX_FLOPS * math.prod(x[0]),
 }
 
 
