@@ -1,6 +1,6 @@
 """Networks beyond the gallery, side by side: PyTorch's way, tndsl, tndsl without lowering.
 
-    python -m bench.open_world [--device cpu|cuda] [--budget S] [--out DIR] [--docs PAGE]
+    python -m bench.open_world [--device cpu|cuda] [--budget S] [--threads N] [--out DIR] [--docs PAGE]
 
 Cases: a Tucker- and a CP-factorized convolution, the GGN Gram matrix of a conv layer,
 fold (col2im), pixel shuffle, and a randomized weight VJP at 25 % of the output
@@ -278,7 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     parser.add_argument("--out", default="bench/out-cpu")
     parser.add_argument("--docs", type=Path, help="a page whose open-world section to rewrite (docs/benchmarks.md)")
+    parser.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's own choice)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     words = sys.argv[1:] if argv is None else argv
     info = {**machine_info(args.device, []), "command": " ".join(["python -m bench.open_world", *words])}
     rows = run(args.device, args.budget, [c for c in args.cases.split(",") if c] or None)

@@ -36,7 +36,7 @@ EXPORT_CALLS = {"_tndsl.compile", "_program[]"}
 #: Methods and functions the code generator emits (:mod:`tndsl.backend.emit`).
 TENSOR_METHODS = {
     "to", "reshape", "permute", "sum", "squeeze", "movedim", "unfold", "narrow", "expand",
-    "contiguous", "transpose", "new_zeros", "as_strided", "copy_", "baddbmm_", "flatten", "index_select",
+    "contiguous", "transpose", "new_zeros", "as_strided", "copy_", "baddbmm_", "flatten", "index_select", "unflatten",
     "add", "long",
 }
 MODULE_FUNCTIONS = {"torch.einsum", "torch.baddbmm", "F.pad", "F.fold", "F.one_hot", "range", "min", "float"} | {

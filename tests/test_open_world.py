@@ -268,14 +268,29 @@ def test_sampled_weight_vjps_match_the_masked_vjp(dims, stride, padding, dilatio
     torch.testing.assert_close(tndsl.compile(text, lowering=False).G(x, v, j), expected)
 
 
+def test_selected_entries_are_copied_as_rows_where_that_is_cheaper():
+    """Many samples of a tensor with legs only it has (d): one copy of V with those legs
+    last, then one row per index; legs contracted with another operand stay in front."""
+    text = "index J[s -> o]\ninput V[n, m, d, o]\ninput W[n, m]\nY[d, s] = V[n, m, d, o] * J[s, o] * W[n, m]\n"
+    v, w = torch.randn(3, 2, 40, 6, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
+    j = torch.randint(6, (20,))
+    program = tndsl.compile(text, lowering="always")  # by cost, W·V first and a one-hot would do
+    (select,) = [op for op in program.Y.plan(j, v, w).ops if op.prim == "select_flat"]
+    assert select.param("first") == 2 and select.param("trail") == 1  # [n, m, s, d]
+    torch.testing.assert_close(program.Y(j, v, w), torch.einsum("nmds,nm->ds", v[..., j], w))
+
+
 def test_sampled_windows_are_gathered_channels_last_where_that_is_cheaper():
-    """Many channels: one copy of X and of V, channels last, so each index copies a row."""
+    """Many channels: one copy of X, channels last (padded in the same pass), so that each
+    of the 9 indices per sample copies a row; V's sampled entries (a quarter of V) are
+    cheaper to pick one by one than to copy V for."""
     text = _sampled_program(2, 1, 1, 1, (3, 3))
     x, v = torch.empty(8, 64, 56, 56), torch.empty(8, 64, 56, 56)
     plan = tndsl.compile(text).G.plan(x, v, torch.arange(784))
     (gather,) = [op for op in plan.ops if op.prim == "gather_windows"]
     (select,) = [op for op in plan.ops if op.prim == "select_flat"]
-    assert gather.param("first") == 1 and select.param("trail") == 1  # [n, samples, kernel, c], [n, samples, d]
+    assert gather.param("first") == 1 and select.param("trail") == 0  # [n, samples, kernel, c], [n, d, samples]
+    assert plan.ops[0].prim == "permute" and plan.ops[1].prim == "pad"
     few = tndsl.compile(text).G.plan(torch.empty(2, 1, 9, 9), torch.empty(2, 1, 9, 9), torch.arange(5))
     assert [op.param("first") for op in few.ops if op.prim == "gather_windows"] == [2]  # one channel: no copy
 

@@ -21,7 +21,7 @@ BYTE_FLOPS = 2.0
 #: What one index of an indexing op costs besides the entries it copies (an
 #: ``index_select`` copies a row of contiguous entries per index: one entry per index is
 #: many times slower than a copy).
-INDEX_FLOPS = 256.0
+INDEX_FLOPS = 64.0
 
 #: Primitives that return a view of their first input: no flops, no bytes.
 VIEWS = frozenset({"reshape", "permute", "squeeze", "index", "expand", "unfold", "narrow", "movedim", "step"})
