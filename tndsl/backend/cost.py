@@ -177,14 +177,6 @@ def _einsum_flops(x: Sequence[Shape], p: dict, out: Shape) -> float:
     return 2.0 * math.prod(sizes.values()) if len(x) > 1 else float(math.prod(x[0]))
 
 
-def _mergeable(labels: str, group: Sequence[str], sizes: dict[str, int]) -> bool:
-    """Whether ``group``'s axes (in that order) of a contiguous tensor with axes ``labels``
-    merge into one axis by a view: consecutive in memory, size-1 axes aside."""
-    order = [c for c in labels if sizes[c] != 1]
-    positions = [order.index(c) for c in group if sizes[c] != 1]
-    return positions == list(range(positions[0], positions[0] + len(positions))) if positions else True
-
-
 def einsum_layout(x: Sequence[Shape], equation: str) -> tuple[int, int]:
     """How ``torch.einsum`` lays out a two-operand contraction for its batched matmul, the
     operands taken as contiguous: ``(elements copied, elements read transposed)``.
@@ -200,21 +192,19 @@ def einsum_layout(x: Sequence[Shape], equation: str) -> tuple[int, int]:
     if len(specs) != 2 or any(len(set(spec)) != len(spec) for spec in specs):
         return 0, 0
     left, right = specs
-    sizes = {c: v for spec, shape in zip(specs, x) for c, v in zip(spec, shape)}
-    summed = sorted(c for c in left if c in right and c not in output)
-    batch = [c for c in output if c in left and c in right]
-    groups = (
-        (left, x[0], [batch, [c for c in output if c in left and c not in right], summed]),
-        (right, x[1], [batch, summed, [c for c in output if c in right and c not in left]]),
-    )
     copied = transposed = 0
-    for spec, shape, parts in groups:
-        if not all(_mergeable(spec, part, sizes) for part in parts):
+    for spec, other, shape, first in ((left, right, x[0], True), (right, left, x[1], False)):
+        # memory positions of the axes that are not size 1, by letter
+        where = {c: n for n, c in enumerate(c for c, v in zip(spec, shape) if v != 1)}
+        batch = [where[c] for c in output if c in where and c in other]
+        own = [where[c] for c in output if c in where and c not in other]
+        summed = sorted((c for c in spec if c in where and c in other and c not in output))
+        summed_at = [where[c] for c in summed]
+        groups = (batch, own, summed_at)
+        if not all(g == list(range(g[0], g[0] + len(g))) for g in groups if g):
             copied += math.prod(shape)
-            continue
-        rows, cols = ([spec.index(c) for c in part if sizes[c] != 1] for part in parts[1:])
-        if rows and cols and rows[0] > cols[0]:
-            transposed += math.prod(shape)
+        elif own and summed_at and (own[0] < summed_at[0]) != first:
+            transposed += math.prod(shape)  # the left operand's summed axes, the right one's own axes, lie first
     return copied, transposed
 
 

@@ -388,13 +388,13 @@ def _single(op: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[st
 def _pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[str, int]) -> Operand:
     if len(set(a.labels + b.labels)) > MAX_LETTERS:
         return _broadcast_pair(a, b, labels, ops, sizes)
-    equation = einsum_equation([a.labels, b.labels], labels)
     if a.constant and b.constant:  # folded at plan time
+        equation = einsum_equation([a.labels, b.labels], labels)
         key = None if a.key is None or b.key is None else (a.key, b.key, equation)
         return Operand(labels, make=lambda: torch.einsum(equation, a.value, b.value), key=key)
     inputs = {id(op): _var(op, ops, sizes) for op in (a, b)}
-    left, right, order = _einsum_layout(a, b, labels, {id(op): ops.shape(inputs[id(op)]) for op in (a, b)})
-    var = ops.add("einsum", inputs[id(left)], inputs[id(right)], equation=einsum_equation([left.labels, right.labels], order))
+    left, right, order, equation = _einsum_layout(a, b, labels, {id(op): ops.shape(inputs[id(op)]) for op in (a, b)})
+    var = ops.add("einsum", inputs[id(left)], inputs[id(right)], equation=equation)
     if order != labels:
         var = ops.add("permute", var, dims=tuple(order.index(label) for label in labels))
     return Operand(labels, var=var)
@@ -402,12 +402,12 @@ def _pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: M
 
 def _einsum_layout(
     a: Operand, b: Operand, labels: tuple[str, ...], shapes: Mapping[int, tuple[int, ...]]
-) -> tuple[Operand, Operand, tuple[str, ...]]:
-    """The operand order and the result order to ask ``torch.einsum`` for: ``labels``, or
-    the operands' own order (shared kept legs, then the left operand's, then the right
-    one's, as they lie in memory) where that spares copying an operand, then reading one
-    transposed (:func:`~tndsl.backend.cost.einsum_layout`); the result is then permuted to
-    ``labels``, a view. Ties keep ``a, b`` and ``labels``."""
+) -> tuple[Operand, Operand, tuple[str, ...], str]:
+    """The operand order, the result order and the equation to ask ``torch.einsum`` for:
+    ``labels``, or the operands' own order (shared kept legs, then the left operand's,
+    then the right one's, as they lie in memory) where that spares copying an operand,
+    then reading one transposed (:func:`~tndsl.backend.cost.einsum_layout`); the result is
+    then permuted to ``labels``, a view. Ties keep ``a, b`` and ``labels``."""
     best = None
     for left, right in ((a, b), (b, a)):
         natural = tuple(
@@ -415,13 +415,15 @@ def _einsum_layout(
             + [l for l in left.labels if l in labels and l not in right.labels]
             + [l for l in right.labels if l in labels and l not in left.labels]
         )
-        for order in (labels, natural):
+        for order in (labels, natural) if natural != labels else (labels,):
             equation = einsum_equation([left.labels, right.labels], order)
             layout = einsum_layout([shapes[id(left)], shapes[id(right)]], equation)
             if best is None or layout < best[0]:
-                best = (layout, left, right, order)
+                best = (layout, left, right, order, equation)
+            if best[0] == (0, 0):
+                return best[1:]  # nothing copied or transposed
     assert best is not None
-    return best[1], best[2], best[3]
+    return best[1:]
 
 
 def _broadcast_pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[str, int]) -> Operand:
