@@ -81,3 +81,24 @@ def test_format_count() -> None:
     assert format_count(5760, "FLOP") == "5.76 kFLOP"
     assert format_count(640, "B") == "640 B"
     assert format_count(2.5e9, "B") == "2.5 GB"
+
+
+def test_einsum_layout_counts_the_copies_torch_makes() -> None:
+    """torch.einsum reshapes its operands to [batch, own, summed] / [batch, summed, own]:
+    an operand whose groups are not consecutive in memory is copied; the pair step asks
+    for the result in the operands' order where that spares the copy."""
+    from tndsl.backend.cost import einsum_layout
+
+    assert einsum_layout([(3, 4), (4, 5)], "ab,bc->ac") == (0, 0)
+    assert einsum_layout([(4, 3), (4, 5)], "ab,ac->bc") == (0, 3 * 4)  # the left one summed-first: transposed
+    windows, samples = (8, 64, 784, 3, 3), (8, 16, 784)
+    assert einsum_layout([windows, samples], "abcde,afc->fbde") == (8 * 64 * 784 * 9 + 8 * 16 * 784, 0)  # n, s apart
+    rows = (8, 784, 3, 3, 64)
+    assert einsum_layout([samples, rows], "abc,acdef->bdef")[0] == 0
+    assert einsum_layout([samples, rows], "abc,acdef->bfde")[0] == 8 * 784 * 9 * 64  # c before the kernel legs
+    program = tndsl.compile("input A[n, s, k, c]\ninput B[n, d, s]\nG[d, c, k] = A[n, s, k, c] * B[n, d, s]")
+    plan = program.G.plan(torch.empty(8, 50, 9, 64), torch.empty(8, 16, 50))
+    (einsum,) = [op for op in plan.ops if op.prim == "einsum"]
+    shapes = {"a0": (8, 50, 9, 64), "a1": (8, 16, 50)}
+    assert einsum_layout([shapes[name] for name in einsum.inputs], einsum.param("equation"))[0] == 8 * 16 * 50  # B only
+    assert plan.ops[-1].prim == "permute"  # to [d, c, k], a view
