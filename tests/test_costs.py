@@ -94,8 +94,8 @@ def test_einsum_layout_counts_the_copies_torch_makes() -> None:
     windows, samples = (8, 64, 784, 3, 3), (8, 16, 784)
     assert einsum_layout([windows, samples], "abcde,afc->fbde") == (8 * 64 * 784 * 9 + 8 * 16 * 784, 0)  # n, s apart
     rows = (8, 784, 3, 3, 64)
-    assert einsum_layout([samples, rows], "abc,acdef->bdef")[0] == 0
-    assert einsum_layout([samples, rows], "abc,acdef->bfde")[0] == 8 * 784 * 9 * 64  # c before the kernel legs
+    assert einsum_layout([samples, rows], "abc,acdef->bdef")[0] == 8 * 16 * 784  # the small one only
+    assert einsum_layout([samples, rows], "abc,acdef->bfde")[0] == 8 * 16 * 784 + 8 * 784 * 9 * 64  # c before k
     program = tndsl.compile("input A[n, s, k, c]\ninput B[n, d, s]\nG[d, c, k] = A[n, s, k, c] * B[n, d, s]")
     plan = program.G.plan(torch.empty(8, 50, 9, 64), torch.empty(8, 16, 50))
     (einsum,) = [op for op in plan.ops if op.prim == "einsum"]
