@@ -110,8 +110,16 @@ Y1[n, c, k2, o2, i1] = Z[n, c, k1, k2, o1, o2] * P[i1, o1, k1]
 """
 
 
+@pytest.mark.parametrize("col2im", [True, False])
 @pytest.mark.parametrize("s, p, d", list(itertools.product([1, 2, 3], ["0", "1", "(1, 0)"], [1, 2])))
-def test_fold_equals_dense(s, p, d):
+def test_fold_equals_dense(s, p, d, col2im, monkeypatch):
+    """Both forms of a fold, F.fold (col2im) and one matrix product per Π (each made the
+    only candidate here)."""
+    from tndsl.backend import lower
+
+    only = lower._fold_col2im if col2im else lower._fold_matmuls
+    monkeypatch.setattr(lower, "_fold_col2im", only)
+    monkeypatch.setattr(lower, "_fold_matmuls", only)
     text = FOLD.format(s=s, p=p, d=d)
     lowered, dense = tndsl.compile(text, lowering="always"), tndsl.compile(text, lowering=False)
     spec = tndsl.PatternSpec.create(stride=s, padding=eval(p), dilation=d)  # noqa: S307 - a literal from the grid
@@ -120,7 +128,8 @@ def test_fold_equals_dense(s, p, d):
         if min(o1, o2) < 1:
             continue
         z = torch.randn(2, 3, 3, 2, o1, o2, dtype=torch.float64)
-        assert "F.fold(" in lowered.Y.source(z, i1=i1, i2=i2)
+        source = lowered.Y.source(z, i1=i1, i2=i2)
+        assert ("F.fold(" in source) == col2im and ("@" in source) != col2im and "einsum" not in source
         torch.testing.assert_close(lowered.Y(z, i1=i1, i2=i2), dense.Y(z, i1=i1, i2=i2))
         torch.testing.assert_close(lowered.Y1(z, i1=i1), dense.Y1(z, i1=i1))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
-__all__ = ["shape_of", "flops_of", "einsum_layout", "Shape", "BYTE_FLOPS", "INDEX_FLOPS", "VIEWS"]
+__all__ = ["shape_of", "flops_of", "einsum_layout", "Shape", "BYTE_FLOPS", "INDEX_FLOPS", "FOLD_ELEMENT_FLOPS", "CONV_ELEMENT_FLOPS", "VIEWS"]
 
 Shape = tuple[int, ...]
 
@@ -22,6 +22,10 @@ BYTE_FLOPS = 2.0
 #: ``index_select`` copies a row of contiguous entries per index: one entry per index is
 #: many times slower than a copy).
 INDEX_FLOPS = 64.0
+
+#: What ``F.fold`` (col2im) costs per input entry: it adds them into place one at a time,
+#: on one CPU thread (measured: about as long as a matrix product's 256 flops).
+FOLD_ELEMENT_FLOPS = 256.0
 
 #: Primitives that return a view of their first input: no flops, no bytes.
 VIEWS = frozenset({"reshape", "permute", "squeeze", "index", "expand", "unfold", "narrow", "movedim", "step"})
@@ -247,8 +251,7 @@ FLOPS: dict[str, Callable[[Sequence[Shape], dict, Shape], float]] = {
     "gram": _gram_flops,
     "gram_chunked": _gram_flops,
     "sum": lambda x, p, out: float(math.prod(x[0])),
-    # col2im adds its input into place entry by entry (no vector loop, one thread on CPU): an index op's cost
-    "fold": lambda x, p, out: INDEX_FLOPS * math.prod(x[0]),
+    "fold": lambda x, p, out: FOLD_ELEMENT_FLOPS * math.prod(x[0]),
 }
 
 

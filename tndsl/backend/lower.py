@@ -522,28 +522,66 @@ def _merge_view(ctx: _Context) -> list[Operand] | None:
 
 
 def _fold(ctx: _Context) -> list[Operand] | None:
-    """``Z[…, o, k, …]·Π[i, o, k]`` (one or two Π) → ``F.fold`` (col2im): every window
-    summed back onto the input positions it covers, then cropped to the padding."""
+    """``Z[…, o, k, …]·Π[i, o, k]`` (one or two Π) → ``F.fold`` (col2im), or one matrix
+    product per Π with its dense ``[in, (out kernel)]`` matrix, whichever the cost model
+    prices lower (col2im adds entry by entry; the products need one copy of ``Z``)."""
     for z, pats in _gathered(ctx, 2):
-        g = Geometry.of(pats)
         outs, kernels, ins = [p.labels[1] for p in pats], [p.labels[2] for p in pats], [p.labels[0] for p in pats]
         rest = [label for label in z.labels if label not in outs and label not in kernels]
-        var = ctx.arrange(z, [[], rest + kernels, outs])
-        full = tuple((o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(g.outs, g.strides, g.dilations, g.kernels))
-        two = len(pats) == 2
-        var = ctx.ops.add(
-            "fold", var, output_size=full if two else full + (1,), kernel_size=g.kernels if two else g.kernels + (1,),
-            dilation=g.dilations if two else g.dilations + (1,), stride=g.strides if two else g.strides + (1,),
-        )
-        if not two:
-            var = ctx.ops.add("index", var, index=((), (), (), 0))
-        # the result covers [0, full); the input axis is [left, left + I) of it, zero beyond
-        grow = [(0, max(0, left + i - f)) for (left, _), i, f in zip(g.pads, g.ins, full)]
-        var = ctx.pad(var, grow)
-        var = ctx.ops.add("index", var, index=((), ()) + tuple((left, left + i, 1) for (left, _), i in zip(g.pads, g.ins)))
-        var = ctx.unflatten(var, [[], rest] + [[i] for i in ins])
+        best = None
+        for build in (_fold_col2im, _fold_matmuls):
+            trial = _Context(ctx.operands, ctx.keep, ctx.sizes, ctx.ops.child(z.var))
+            var = build(trial, z, pats, rest)
+            cost = trial.ops.cost(var)
+            if best is None or cost < best[0]:
+                best = (cost, trial.ops, var)
+        assert best is not None
+        var = ctx.unflatten(ctx.ops.merge(best[1], best[2]), [rest] + [[i] for i in ins])
         return ctx.replace([z, *pats], Operand(tuple(rest + ins), var=var))
     return None
+
+
+def _fold_col2im(ctx: _Context, z: Operand, pats: list[Operand], rest: list[str]) -> str:
+    """``F.fold`` of ``Z`` as ``[1, (rest kernels), (outs)]``: every window summed back onto
+    the input positions it covers, then cropped to the padding; ``[(rest), ins…]``."""
+    g = Geometry.of(pats)
+    outs, kernels = [p.labels[1] for p in pats], [p.labels[2] for p in pats]
+    var = ctx.arrange(z, [[], rest + kernels, outs])
+    full = tuple((o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(g.outs, g.strides, g.dilations, g.kernels))
+    two = len(pats) == 2
+    var = ctx.ops.add(
+        "fold", var, output_size=full if two else full + (1,), kernel_size=g.kernels if two else g.kernels + (1,),
+        dilation=g.dilations if two else g.dilations + (1,), stride=g.strides if two else g.strides + (1,),
+    )
+    if not two:
+        var = ctx.ops.add("index", var, index=((), (), (), 0))
+    # the result covers [0, full); the input axis is [left, left + I) of it, zero beyond
+    grow = [(0, max(0, left + i - f)) for (left, _), i, f in zip(g.pads, g.ins, full)]
+    var = ctx.pad(var, grow)
+    var = ctx.ops.add("index", var, index=((), ()) + tuple((left, left + i, 1) for (left, _), i in zip(g.pads, g.ins)))
+    return ctx.ops.add("reshape", var, shape=(ctx.size(rest),) + g.ins)
+
+
+def _fold_matmuls(ctx: _Context, z: Operand, pats: list[Operand], rest: list[str]) -> str:
+    """``Z`` as ``[(rest), (o1 k1), (o2 k2)]`` (each pair in ``Z``'s order, so the copy
+    keeps runs of its innermost axis), times the first Π's ``[in, (o k)]`` matrix from the
+    left and the second's from the right; ``[(rest), ins…]``."""
+    blocks = [sorted(p.labels[1:], key=z.labels.index) for p in pats]
+    var = ctx.arrange(z, [rest] + blocks)
+
+    def matrix(p: Operand, block: list[str]) -> str:
+        dims = (0,) + tuple(p.labels.index(label) for label in block)
+        size = ctx.size(block)
+        return ctx.ops.constant(
+            lambda: p.value.permute(dims).reshape(-1, size), shape=(ctx.sizes[p.labels[0]], size),
+            key=("fold matrix", p.key or id(p), dims),
+        )
+
+    first = matrix(pats[0], blocks[0])
+    if len(pats) == 1:
+        return ctx.ops.add("matmul", var, ctx.ops.add("permute", first, dims=(1, 0)))
+    var = ctx.ops.add("matmul", first, var)  # [(rest), i1, (o2 k2)]
+    return ctx.ops.add("matmul", var, ctx.ops.add("permute", matrix(pats[1], blocks[1]), dims=(1, 0)))
 
 
 def _slice_view(ctx: _Context) -> list[Operand] | None:
