@@ -9,7 +9,8 @@ that are convolutions or their adjoints, and each is replaced by one torch op:
 - ``V·Π…·W`` (out-legs on V, kernel legs on W, in-legs kept) → ``conv_transpose``;
 - ``X·Π`` (in-leg only on X) → a zero-copy window view (pad + ``unfold``, dilation by slicing);
 - ``Z·Π`` (out- and kernel legs only on Z, in-leg kept) → a reshape for windows that tile
-  the axis (pixel shuffle), else ``F.fold`` (col2im, one or two spatial dimensions);
+  the axis (pixel shuffle), else ``F.fold`` (col2im, one or two spatial dimensions) or
+  one matrix product per Π, by cost;
 - ``X·S`` for a slice → a strided view; ``X·M`` for a folded Π matrix → a matmul.
 
 Legs shared by both operands and kept (channel groups, or a batch that is not summed) are
