@@ -52,7 +52,8 @@ def test_tucker_conv_projects_before_convolving():
     program = tndsl.compile(TUCKER)
     plan = program.Y.plan(x, u, g, v)
     (conv,) = _conv_ops(plan)
-    assert plan.ops[0].prim == "einsum"  # X·U first
+    computed = [op.prim for op in plan.ops if op.prim not in ("reshape", "permute")]
+    assert computed[0] in ("einsum", "matmul") and computed[1] == "conv"  # X·U first
     assert dict(conv.params)["groups"] == 1
     always = tndsl.compile(TUCKER, lowering="always").Y.plan(x, u, g, v)
     assert always.ops[0].prim == "reshape" and dict(always.ops[0].params)["shape"] == (2 * 16, 1, 12, 12)  # n·c as batch
@@ -268,3 +269,21 @@ def _prod(labels, sizes):
         out *= sizes[label]
     return out
 
+
+
+@pytest.mark.parametrize("weight", ["W[r, c, e]", "W[c, e, r]"])
+def test_a_pair_summed_over_a_middle_block_is_one_matrix_product(weight):
+    """X[n, c, e, h, w]·W over (c, e): torch.einsum would copy X to put (c, e) last; one
+    broadcast matmul reads X in place (the 1×1 projection of a factorized conv)."""
+    text = (
+        f"input X[n, c, e, h, w]\ninput {weight}\n"
+        f"Y[n, r, h, w] = X[n, c, e, h, w] * {weight}\nZ[h, r, n, w] = X[n, c, e, h, w] * {weight}\n"
+    )
+    program = tndsl.compile(text)
+    x = torch.randn(3, 4, 2, 5, 7, dtype=torch.float64)
+    w = torch.randn(6, 4, 2, dtype=torch.float64) if weight.startswith("W[r") else torch.randn(4, 2, 6, dtype=torch.float64)
+    rce = w if weight.startswith("W[r") else w.permute(2, 0, 1)
+    for name, equation in (("Y", "nrhw"), ("Z", "hrnw")):
+        plan = program[name].plan(x, w)
+        assert plan.count("matmul") == 1 and plan.count("einsum") == 0
+        torch.testing.assert_close(program[name](x, w), torch.einsum(f"ncehw,rce->{equation}", x, rce))

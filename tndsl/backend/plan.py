@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 
@@ -393,11 +393,62 @@ def _pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: M
         key = None if a.key is None or b.key is None else (a.key, b.key, equation)
         return Operand(labels, make=lambda: torch.einsum(equation, a.value, b.value), key=key)
     inputs = {id(op): _var(op, ops, sizes) for op in (a, b)}
-    left, right, order, equation = _einsum_layout(a, b, labels, {id(op): ops.shape(inputs[id(op)]) for op in (a, b)})
+    shapes = {id(op): ops.shape(inputs[id(op)]) for op in (a, b)}
+    left, right, order, equation = _einsum_layout(a, b, labels, shapes)
+    copies = einsum_layout([shapes[id(left)], shapes[id(right)]], equation)[0]
+    product = _matrix_product(a, b, labels, sizes) if copies else None
+    if product is not None:  # priced against the einsum with its copy, in separate lists
+        trials = []
+        for build in (product, None):
+            trial = ops.child(*inputs.values())
+            if build is None:
+                var = trial.add("einsum", inputs[id(left)], inputs[id(right)], equation=equation)
+                var = trial.add("permute", var, dims=tuple(order.index(l) for l in labels)) if order != labels else var
+            else:
+                var = build(trial, inputs)
+            trials.append((trial.cost(var), trial, var))
+        _, trial, var = min(trials, key=lambda t: t[0])
+        return Operand(labels, var=ops.merge(trial, var))
     var = ops.add("einsum", inputs[id(left)], inputs[id(right)], equation=equation)
     if order != labels:
         var = ops.add("permute", var, dims=tuple(order.index(label) for label in labels))
     return Operand(labels, var=var)
+
+
+def _matrix_product(
+    a: Operand, b: Operand, labels: tuple[str, ...], sizes: Mapping[str, int]
+) -> Callable[[OpList, dict[int, str]], str] | None:
+    """A pair as one broadcast ``matmul`` without copying the larger operand, where it has
+    the summed legs as one block between kept ones (``X[n, c, h, w]·W[c, r]``: torch.einsum
+    would copy ``X`` to put ``c`` last; ``Wᵀ @ X[n, c, (h w)]`` reads it in place) and the
+    other operand is a matrix of its own kept legs by the summed ones. None otherwise."""
+    big, small = (a, b) if math.prod(sizes[l] for l in a.labels) >= math.prod(sizes[l] for l in b.labels) else (b, a)
+    shared = [l for l in big.labels if l in small.labels]
+    if not shared or any(l in labels for l in shared) or len(set(big.labels + small.labels)) != len(big.labels) + len(small.labels) - len(shared):
+        return None
+    k = big.labels.index(shared[0])
+    m = len(shared)
+    if big.labels[k : k + m] != tuple(shared) or k == 0 or k + m == len(big.labels):
+        return None
+    own = [l for l in small.labels if l not in shared]
+    if not own or any(l not in labels for l in own + list(big.labels[:k] + big.labels[k + m :])):
+        return None
+    if small.labels not in (tuple(own + shared), tuple(shared + own)):
+        return None
+    lead, trail = big.labels[:k], big.labels[k + m :]
+    size = lambda group: math.prod(sizes[l] for l in group)  # noqa: E731
+
+    def build(ops: OpList, inputs: dict[int, str]) -> str:
+        x = ops.add("reshape", inputs[id(big)], shape=tuple(sizes[l] for l in lead) + (size(shared), size(trail)))
+        if small.labels[: len(own)] == tuple(own):
+            w = ops.add("reshape", inputs[id(small)], shape=(size(own), size(shared)))
+        else:
+            w = ops.add("permute", ops.add("reshape", inputs[id(small)], shape=(size(shared), size(own))), dims=(1, 0))
+        result = tuple(lead) + tuple(own) + tuple(trail)
+        var = ops.add("reshape", ops.add("matmul", w, x), shape=tuple(sizes[l] for l in result))
+        return var if result == labels else ops.add("permute", var, dims=tuple(result.index(l) for l in labels))
+
+    return build
 
 
 def _einsum_layout(
