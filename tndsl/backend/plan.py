@@ -438,14 +438,17 @@ def _matrix_product(
     lead, trail = big.labels[:k], big.labels[k + m :]
     size = lambda group: math.prod(sizes[l] for l in group)  # noqa: E731
 
+    def reshape(ops: OpList, var: str, shape: tuple[int, ...]) -> str:
+        return var if ops.shape(var) == shape else ops.add("reshape", var, shape=shape)
+
     def build(ops: OpList, inputs: dict[int, str]) -> str:
-        x = ops.add("reshape", inputs[id(big)], shape=tuple(sizes[l] for l in lead) + (size(shared), size(trail)))
+        x = reshape(ops, inputs[id(big)], tuple(sizes[l] for l in lead) + (size(shared), size(trail)))
         if small.labels[: len(own)] == tuple(own):
-            w = ops.add("reshape", inputs[id(small)], shape=(size(own), size(shared)))
+            w = reshape(ops, inputs[id(small)], (size(own), size(shared)))
         else:
-            w = ops.add("permute", ops.add("reshape", inputs[id(small)], shape=(size(shared), size(own))), dims=(1, 0))
+            w = ops.add("permute", reshape(ops, inputs[id(small)], (size(shared), size(own))), dims=(1, 0))
         result = tuple(lead) + tuple(own) + tuple(trail)
-        var = ops.add("reshape", ops.add("matmul", w, x), shape=tuple(sizes[l] for l in result))
+        var = reshape(ops, ops.add("matmul", w, x), tuple(sizes[l] for l in result))
         return var if result == labels else ops.add("permute", var, dims=tuple(result.index(l) for l in labels))
 
     return build
