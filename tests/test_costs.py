@@ -53,7 +53,11 @@ def test_kfac_reduce_folds_patterns_into_matmuls() -> None:
     steps = _steps(program.Omega2, (3, 4, 9, 10), g=2, k1=2, k2=3)
     # Σₒ Π is a folded [I, K] constant applied to one axis at a time (as a matmul or an einsum,
     # whichever order the cost model prefers): the smallest first step shrinks i1 (9 → 2)
-    folds = [s for s in steps if s.op.prim in ("matmul", "einsum") and any(n.startswith("c") for n in s.op.inputs)]
+    constants = {s.op.out for s in steps if s.op.prim == "permute" and s.op.inputs[0].startswith("c")}  # transposed
+    folds = [
+        s for s in steps
+        if s.op.prim in ("matmul", "einsum") and any(n.startswith("c") or n in constants for n in s.op.inputs)
+    ]
     assert len(folds) == 2 and not [s for s in steps if s.op.prim == "unfold"]
     assert all(s.flops <= 2 * (3 * 2 * 2 * 9 * 10) * 3 for s in folds)  # each touches X's entries once per kernel tap
 

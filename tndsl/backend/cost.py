@@ -198,16 +198,20 @@ def einsum_layout(x: Sequence[Shape], equation: str) -> tuple[int, int]:
     left, right = specs
     copied = transposed = 0
     for spec, other, shape, first in ((left, right, x[0], True), (right, left, x[1], False)):
-        # memory positions of the axes that are not size 1, by letter
-        where = {c: n for n, c in enumerate(c for c, v in zip(spec, shape) if v != 1)}
-        batch = [where[c] for c in output if c in where and c in other]
-        own = [where[c] for c in output if c in where and c not in other]
-        summed = sorted((c for c in spec if c in where and c in other and c not in output))
-        summed_at = [where[c] for c in summed]
-        groups = (batch, own, summed_at)
-        if not all(g == list(range(g[0], g[0] + len(g))) for g in groups if g):
+        where: dict[str, int] = {}  # memory positions of the axes that are not size 1
+        for c, v in zip(spec, shape):
+            if v != 1:
+                where[c] = len(where)
+        batch, own, summed = [], [], []
+        for c in output:
+            if c in where:
+                (batch if c in other else own).append(where[c])
+        for c in sorted(spec):
+            if c in where and c in other and c not in output:
+                summed.append(where[c])
+        if any(g and g[-1] - g[0] != len(g) - 1 or g != sorted(g) for g in (batch, own, summed)):
             copied += math.prod(shape)
-        elif own and summed_at and (own[0] < summed_at[0]) != first:
+        elif own and summed and (own[0] < summed[0]) != first:
             transposed += math.prod(shape)  # the left operand's summed axes, the right one's own axes, lie first
     return copied, transposed
 

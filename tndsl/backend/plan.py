@@ -394,8 +394,7 @@ def _pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: M
         return Operand(labels, make=lambda: torch.einsum(equation, a.value, b.value), key=key)
     inputs = {id(op): _var(op, ops, sizes) for op in (a, b)}
     shapes = {id(op): ops.shape(inputs[id(op)]) for op in (a, b)}
-    left, right, order, equation = _einsum_layout(a, b, labels, shapes)
-    copies = einsum_layout([shapes[id(left)], shapes[id(right)]], equation)[0]
+    left, right, order, equation, (copies, _) = _einsum_layout(a, b, labels, shapes)
     product = _matrix_product(a, b, labels, sizes) if copies else None
     if product is not None:  # priced against the einsum with its copy, in separate lists
         trials = []
@@ -456,8 +455,9 @@ def _matrix_product(
 
 def _einsum_layout(
     a: Operand, b: Operand, labels: tuple[str, ...], shapes: Mapping[int, tuple[int, ...]]
-) -> tuple[Operand, Operand, tuple[str, ...], str]:
-    """The operand order, the result order and the equation to ask ``torch.einsum`` for:
+) -> tuple[Operand, Operand, tuple[str, ...], str, tuple[int, int]]:
+    """The operand order, the result order and the equation to ask ``torch.einsum`` for
+    (and the resulting :func:`~tndsl.backend.cost.einsum_layout`):
     ``labels``, or the operands' own order (shared kept legs, then the left operand's,
     then the right one's, as they lie in memory) where that spares copying an operand,
     then reading one transposed (:func:`~tndsl.backend.cost.einsum_layout`); the result is
@@ -472,12 +472,12 @@ def _einsum_layout(
         for order in (labels, natural) if natural != labels else (labels,):
             equation = einsum_equation([left.labels, right.labels], order)
             layout = einsum_layout([shapes[id(left)], shapes[id(right)]], equation)
-            if best is None or layout < best[0]:
-                best = (layout, left, right, order, equation)
-            if best[0] == (0, 0):
-                return best[1:]  # nothing copied or transposed
+            if best is None or layout < best[-1]:
+                best = (left, right, order, equation, layout)
+            if best[-1] == (0, 0):
+                return best  # nothing copied or transposed
     assert best is not None
-    return best[1:]
+    return best
 
 
 def _broadcast_pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[str, int]) -> Operand:
