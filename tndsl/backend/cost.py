@@ -19,7 +19,7 @@ Shape = tuple[int, ...]
 BYTE_FLOPS = 2.0
 
 #: Primitives that return a view of their first input: no flops, no bytes.
-VIEWS = frozenset({"reshape", "permute", "squeeze", "index", "expand", "unfold", "narrow", "movedim", "step"})
+VIEWS = frozenset({"reshape", "permute", "squeeze", "index", "expand", "unfold", "narrow", "movedim", "step", "diagonal"})
 
 
 def _reshape(x: Sequence[Shape], p: dict) -> Shape:
@@ -105,6 +105,12 @@ def _conv_transpose(x: Sequence[Shape], p: dict) -> Shape:
     return (x[0][0], x[1][1] * p["groups"]) + ins
 
 
+def _diagonal(x: Sequence[Shape], p: dict) -> Shape:
+    shape = x[0]
+    i, j = p["dim1"], p["dim2"]
+    return tuple(v for k, v in enumerate(shape) if k not in (i, j)) + (min(shape[i], shape[j]),)
+
+
 def _take(x: Sequence[Shape], p: dict) -> Shape:
     axes = list(p["axes"])
     rest = [v for a, v in enumerate(x[0]) if a not in axes]
@@ -148,6 +154,7 @@ SHAPES: dict[str, Callable[[Sequence[Shape], dict], Shape]] = {
     "conv_weight": lambda x, p: tuple(p["weight"]),
     "conv_transpose": _conv_transpose,
     "fold": lambda x, p: (x[0][0], x[0][1] // math.prod(p["kernel_size"])) + tuple(p["output_size"]),
+    "diagonal": _diagonal,
     "take": lambda x, p: _take(x, p),
     "select_flat": lambda x, p: tuple(x[0][: p["first"]]) + (math.prod(x[1]),),
     "gather_windows": lambda x, p: tuple(x[0][: p["first"]]) + (math.prod(x[1]) * x[2][0],),

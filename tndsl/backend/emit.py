@@ -88,6 +88,7 @@ PRINTERS: dict[str, Printer] = {
     "index": lambda x, p: f"{x[0]}[{_index(p['index'])}]",
     "expand": lambda x, p: f"{x[0]}.expand({_ints(p['shape'])})",
     "contiguous": lambda x, p: f"{x[0]}.contiguous()",
+    "diagonal": lambda x, p: f"{x[0]}.diagonal(0, {int(p['dim1'])}, {int(p['dim2'])})",
     "pad": lambda x, p: f"F.pad({x[0]}, {_ints(p['pads'])})",
     "einsum": lambda x, p: f"torch.einsum({literal(str(p['equation']))}, {', '.join(x)})",
     "mul": lambda x, p: f"{x[0]} * {x[1]}",

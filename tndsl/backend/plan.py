@@ -366,7 +366,9 @@ def _single(op: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[st
     var = op.var
     current = op.labels
     if len(set(current)) != len(current):
-        return Operand(labels, var=ops.add("einsum", var, equation=einsum_equation([current], labels)))
+        if len(set(current)) <= MAX_LETTERS:
+            return Operand(labels, var=ops.add("einsum", var, equation=einsum_equation([current], labels)))
+        var, current = _diagonals(var, current, ops)
     summed = [n for n, label in enumerate(current) if label not in labels]
     ones = [n for n in summed if sizes is not None and sizes[current[n]] == 1]
     if ones:
@@ -384,6 +386,19 @@ def _single(op: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[st
     return Operand(labels, var=var)
 
 
+def _diagonals(var: str, current: tuple[str, ...], ops: OpList) -> tuple[str, tuple[str, ...]]:
+    """Diagonals of repeated legs one pair at a time, for steps einsum cannot spell
+    (``Tensor.diagonal`` views; each moves the diagonal axis last)."""
+    legs = list(current)
+    while len(set(legs)) != len(legs):
+        label = next(leg for leg in legs if legs.count(leg) > 1)
+        i = legs.index(label)
+        j = legs.index(label, i + 1)
+        var = ops.add("diagonal", var, dim1=i, dim2=j)
+        legs = [leg for n, leg in enumerate(legs) if n not in (i, j)] + [label]
+    return var, tuple(legs)
+
+
 def _pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[str, int]) -> Operand:
     if len(set(a.labels + b.labels)) > MAX_LETTERS:
         return _broadcast_pair(a, b, labels, ops, sizes)
@@ -396,9 +411,8 @@ def _pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: M
 
 def _broadcast_pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[str, int]) -> Operand:
     """A contraction step with more legs than einsum has letters: align, multiply, sum."""
+    a, b = (_distinct(op, ops, sizes) for op in (a, b))
     union = tuple(dict.fromkeys(a.labels + b.labels))
-    if len(set(a.labels)) != len(a.labels) or len(set(b.labels)) != len(b.labels):
-        raise ValueError(f"a diagonal in a contraction step with more than {MAX_LETTERS} legs")
     aligned = [_align(op, union, ops, sizes) for op in (a, b)]
     var = ops.add("mul", *aligned)
     summed = tuple(n for n, label in enumerate(union) if label not in labels)
@@ -407,6 +421,14 @@ def _broadcast_pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList
     rest = tuple(label for label in union if label in labels)
     result = Operand(rest, var=var)
     return result if rest == labels else _single(result, labels, ops)
+
+
+def _distinct(op: Operand, ops: OpList, sizes: Mapping[str, int]) -> Operand:
+    """``op`` with each repeated leg replaced by its diagonal."""
+    if len(set(op.labels)) == len(op.labels):
+        return op
+    var, labels = _diagonals(_var(op, ops, sizes), op.labels, ops)
+    return Operand(labels, var=var)
 
 
 def _align(op: Operand, union: tuple[str, ...], ops: OpList, sizes: Mapping[str, int]) -> str:
