@@ -140,7 +140,8 @@ def greedy(operands: Sequence[Labels], keep: frozenset, sizes: Mapping[str, int]
         result = result_of(a, b)
         i, j = sorted((ids.index(a), ids.index(b)))
         steps.append((i, j))
-        ids = [k for k in ids if k not in (a, b)] + [next_id]
+        del ids[j], ids[i]
+        ids.append(next_id)
         for label in alive[a] | alive[b]:
             counts[label] -= (label in alive[a]) + (label in alive[b])
             holders[label] -= {a, b}

@@ -234,11 +234,9 @@ def _contract(
         holders = _Holders(operands)
         for i, j in path([op.labels for op in operands], keep, sizes):
             a, b = operands[i], operands[j]
-            rest = [op for n, op in enumerate(operands) if n not in (i, j)]
+            rest = operands[:i] + operands[i + 1 : j] + operands[j + 1 :]  # the path's steps have i < j
             holders.remove(a, b)
-            labels = tuple(dict.fromkeys(l for l in a.labels + b.labels if l in keep or holders.count(l)))
-            if not rest:
-                labels = keep
+            labels = keep if not rest else tuple(dict.fromkeys(l for l in a.labels + b.labels if l in keep or holders.count(l)))
             step = None
             if strategy.gram and planner.gram_steps:
                 step = gram(a, b, labels, sizes, ops, zero, coeff if not rest else 1.0)
