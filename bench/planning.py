@@ -24,7 +24,7 @@ import torch
 import tndsl
 from tndsl.tools.check import parse_check_lines
 
-__all__ = ["chain", "grid", "main"]
+__all__ = ["chain", "grid", "star", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,6 +95,13 @@ def _gallery() -> list[dict]:
     return rows
 
 
+def star(n: int) -> tuple[str, list[tuple[int, ...]]]:
+    """``n`` matrices sharing one open leg (a hyperedge), each with a leg of its own."""
+    text = "\n".join(f"input A{k}[i, a{k}]" for k in range(n))
+    text += "\nY[i] = " + " * ".join(f"A{k}[i, a{k}]" for k in range(n))
+    return text, [(3, 2)] * n
+
+
 def _random_regular(n: int, seed: int = 0) -> tuple[str, list[tuple[int, ...]]]:
     rng = random.Random(seed)
     stubs = [k for k in range(n) for _ in range(3)]
@@ -118,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         *((f"chain of {n}", chain(n)) for n in (50, 100, 200, 400)),
         *((f"grid {s}×{s} ({s * s} tensors)", grid(s)) for s in (7, 10, 14, 20)),
         *((f"random 3-regular, {n} tensors", _random_regular(n)) for n in (16, 30)),
+        *((f"one leg shared by {n} tensors", star(n)) for n in (100, 400)),
     ]:
         ours, theirs = _tndsl_plan(text, shapes), _opt_einsum_path(text, shapes)
         rows.append({"network": label, "tndsl_ms": ours * 1e3, "opt_einsum_ms": theirs * 1e3, "ratio": ours / theirs})

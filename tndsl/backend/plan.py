@@ -67,6 +67,7 @@ class _Planner:
         self.params = dict(zip((spec.name for spec in self.network.inputs), self.args))
         self.shapes = dict(zip(self.params, self.signature.shapes))
         self.dtypes = dict(zip(self.params, self.signature.dtypes))
+        self.selected = {spec.name: len(spec.target) for spec in self.network.inputs}
 
     @property
     def gram_steps(self) -> bool:
@@ -78,7 +79,7 @@ class _Planner:
         """An argument as an operand: data cast to the computation's dtype, split into the
         legs of this use; an index keeps its integers (its target legs are not axes)."""
         var = self.params[tensor.name]
-        selected = len(self.network.input(tensor.name).target)
+        selected = self.selected[tensor.name]
         legs = tensor.legs[: len(tensor.legs) - selected]
         if self.dtypes[tensor.name] != self.signature.dtype and not selected:
             var = ops.add("to", var, dtype=str(self.signature.dtype).removeprefix("torch."))
