@@ -265,6 +265,9 @@ def _check_call(program, off, derived, name: str, args: list[torch.Tensor], keyw
         known = {**{k: int(v) for k, v in (solved or {}).items() if isinstance(v, int)}, **keywords}
         # derive names such a keyword by its leg, with a suffix where the label is used elsewhere
         sizes = {k: known.get(k, known.get(k.rsplit("_", 1)[0])) for k in again.keywords}
+        legs = again.network.output_legs  # an output leg's size is also the result's axis
+        if len(legs) == first.dim():
+            sizes.update({k: int(first.shape[legs.index(k)]) for k in again.keywords if k in legs})
         sizes = {k: v for k, v in sizes.items() if v is not None}
         values["derived"] = again(*[by_name[n] for n in again.inputs], **sizes)
     for what, value in values.items():
