@@ -337,3 +337,14 @@ def test_derive_output_of_a_large_derivation_parses_again():
     assert derived.count(" + ") >= 839  # G4: 7 * 6 * 5 * 4 terms
     w = torch.tensor(1.5, dtype=torch.float64)
     torch.testing.assert_close(tndsl.compile(derived).G4(w), tndsl.compile(text).G4(w))
+
+
+def test_pattern_matrix_on_a_vector():
+    """Found by the long fuzz run: a Π folded into a matrix and applied to a 1-d operand
+    (``torch.matmul`` of a vector) broke the cost model's shape rule (IndexError)."""
+    from tndsl.tools.reference import dense_reference
+
+    program = tndsl.compile("input A[a]\npattern P = conv(padding=1)\nZ[] = -A[a] * A[j] * P[a, a, j]\nW[j] = A[a] * P[a, a, j]\n")
+    x = torch.randn(3, dtype=torch.float64)
+    for name in ("Z", "W"):
+        torch.testing.assert_close(program[name](x), dense_reference(program[name].network, [x]))

@@ -88,6 +88,16 @@ def _broadcast(x: Sequence[Shape], p: dict) -> Shape:
     return tuple(max(u, v) for u, v in zip(a, b))
 
 
+def _matmul(x: Sequence[Shape], p: dict) -> Shape:
+    """``torch.matmul``'s result, vectors (1-d operands) included."""
+    a, b = x
+    if len(a) == 1:
+        return b[:-2] + b[-1:] if len(b) > 1 else ()
+    if len(b) == 1:
+        return a[:-1]
+    return _broadcast([a[:-2], b[:-2]], p) + (a[-2], b[-1])
+
+
 def _conv(x: Sequence[Shape], p: dict) -> Shape:
     n = p["dims"]
     outs = tuple(
@@ -149,7 +159,7 @@ SHAPES: dict[str, Callable[[Sequence[Shape], dict], Shape]] = {
     "mul": _broadcast,
     "add": _broadcast,
     "scale": lambda x, p: x[0],
-    "matmul": lambda x, p: _broadcast([x[0][:-2], x[1][:-2]], p) + (x[0][-2], x[1][-1]),
+    "matmul": _matmul,
     "conv": _conv,
     "conv_weight": lambda x, p: tuple(p["weight"]),
     "conv_transpose": _conv_transpose,
