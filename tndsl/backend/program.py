@@ -6,7 +6,7 @@ import os
 from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Iterator, Union
 
 import torch
 
@@ -84,12 +84,12 @@ class Function:
         self.keywords = self.network.size_table.keywords()
         self.required = _required_keywords(self.network)
         self.params: frozenset[str] = frozenset()  # program parameters a call may bind (set by Program)
-        self._variant: Callable[[dict[str, Any]], Function] | None = None
+        self._program: Program | None = None  # the root program that builds the other bindings (set by Program)
         self._reset_caches()
 
     # -- pickling and copying: the plan caches hold exec'd code, so they are rebuilt; the
-    # per-binding dispatch is a closure over its program, which relinks it when unpickled
-    _CACHES = ("_constants", "_cache", "_fast", "_handle", "_variant")
+    # root program (for per-call parameters) pickles by its text and is rebuilt with it
+    _CACHES = ("_constants", "_cache", "_fast", "_handle")
 
     def _reset_caches(self) -> None:
         self._constants = ConstantCache()  # plan-time constants (folded Π), freed with the function
@@ -102,7 +102,6 @@ class Function:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._variant = None
         self._reset_caches()
 
     @property
@@ -124,14 +123,16 @@ class Function:
     def _for_params(self, kwargs: dict[str, Any]) -> tuple[Function, dict[str, Any]]:
         """The function built for the program parameters among ``kwargs``, and the rest."""
         given = {k: v for k, v in kwargs.items() if k in self.params}
-        if not given or self._variant is None:
+        if not given or self._program is None or self._program.bindings is None:
             return self, kwargs
-        return self._variant(given), {k: v for k, v in kwargs.items() if k not in given}
+        variant = self._program.bindings.get(given, self.name)[self.name]
+        return variant, {k: v for k, v in kwargs.items() if k not in given}
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         if self.params and kwargs and not self.params.isdisjoint(kwargs):
             function, kwargs = self._for_params(kwargs)
-            return function(*args, **kwargs)
+            if function is not self:
+                return function(*args, **kwargs)
         if torch.compiler.is_compiling():  # dynamo: plan and run outside its trace (see tracing.py)
             return traced_call(self._handle, args, kwargs)
         return self._call(*args, **kwargs)
@@ -201,6 +202,9 @@ class Function:
     def fx(self, *args: Any, **kwargs: Any) -> torch.fx.GraphModule:
         """The plan for these arguments' signature as a ``torch.fx.GraphModule`` (its
         constants are tensor attributes): it pickles, scripts, and needs no tndsl to run."""
+        function, kwargs = self._for_params(kwargs)
+        if function is not self:
+            return function.fx(*args, **kwargs)
         tensors, keywords = self._bind(args, kwargs)
         return graph_module(self._compile(tensors, keywords, ConstantCache())[0], function_name(self.name))
 
@@ -336,9 +340,9 @@ class Program:
             variants: Variants[Program] = Variants(self.params, set(given), make, self)
             self.bindings = variants
             free = frozenset(self.params)
-            for name, function in self.functions.items():
+            for function in self.functions.values():
                 function.params = free
-                function._variant = lambda binding, name=name: variants.get(binding, name)[name]
+                function._program = self
 
     def __reduce__(self) -> tuple:
         """Pickled by its text and arguments: rebuilt (plans and bindings afresh) when loaded."""
