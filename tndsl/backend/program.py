@@ -180,29 +180,31 @@ class Function:
         except NotImplementedError as error:  # planning folds constants with torch too
             raise self._unsupported(error, args, kwargs) from None
 
-    def _static(self, args: tuple, kwargs: tuple, autocast: tuple) -> str | None:
-        """Inside dynamo, for arguments of static shapes (described by tracing.py): the
-        name of this signature's published code and argument order, planned now if need
-        be. None sends the call to the traced region: an autocast region opened inside
-        the compiled function (dynamo's autocast state is not the process's), or an
-        error, which the region raises as an eager call does."""
+    def _static(self, described: tuple, names: tuple, autocast: tuple) -> str | None:
+        """Inside dynamo, for arguments of static shapes (``described`` by tracing.py,
+        positional ones first, then those named ``names``): the name of this signature's
+        published code and argument order, planned now if need be. None sends the call
+        to the traced region: an autocast region opened inside the compiled function
+        (dynamo's autocast state is not the process's), or an error, which the region
+        raises as an eager call does."""
         if autocast != autocast_key():
             return None
-        key = (args, kwargs)
+        key = (described, names)
         name = self._published.get(key)
         if name is not None:
             self._published.move_to_end(key)
             return name
         with outside_modes():
-            values = [standin(*d) if len(d) == 3 else d[0] for d in args]
-            named = {k: standin(*d) if len(d) == 3 else d[0] for k, d in kwargs}
+            values = [standin(tuple(d[0]), d[1], d[2]) if len(d) == 3 else d[0] for d in described]
+            given = len(described) - len(names)
             try:
-                tensors, keywords = self._bind(tuple(values), named)
+                tensors, keywords = self._bind(tuple(values[:given]), dict(zip(names, values[given:])))
                 function = self._planned(tensors, keywords)
             except (TnError, NotImplementedError):
                 return None
-        positions = {n: i for i, n in enumerate(self.inputs[: len(args)])}
-        name = self._published[key] = publish((function, tuple(positions.get(n, n) for n in self.inputs)))
+        positions = {n: i for i, n in enumerate(self.inputs[:given])}
+        order = tuple(positions.get(n, n) for n in self.inputs)
+        name = self._published[key] = publish((function, None if order == tuple(range(given)) else order))
         if len(self._published) > MAX_PLANS:
             withdraw([self._published.popitem(last=False)[1]])
         return name
@@ -448,6 +450,9 @@ class Program:
             for function in self.functions.values():
                 function.params = free
                 function._program = self
+        for name, function in self.functions.items():  # found without __getattr__ (which dynamo would trace)
+            if name not in self.__dict__ and not hasattr(type(self), name):
+                self.__dict__[name] = function
 
     def __reduce__(self) -> tuple:
         """Pickled by its text and arguments: rebuilt (plans and bindings afresh) when loaded."""

@@ -33,8 +33,6 @@ import torch
 from torch.fx.experimental.symbolic_shapes import guard_int, has_static_value, is_concrete_int, optimization_hint
 from torch.utils._python_dispatch import _disable_current_modes, _get_current_dispatch_mode_stack
 
-from .dtypes import autocast_key
-
 __all__ = ["new_handle", "under_mode", "traced_call", "outside_modes", "standin", "hint", "symbolic", "specialise",
            "with_constants", "publish", "withdraw"]
 
@@ -117,25 +115,37 @@ def _run(handle: str, args: tuple, kwargs: dict) -> torch.Tensor:
 
 
 @torch._dynamo.assume_constant_result
-def _static_plan(handle: str, args: tuple, kwargs: tuple, autocast: tuple) -> str | None:
+def _static_plan(handle: str, described: tuple, names: tuple, autocast: tuple) -> str | None:
+    """Run by dynamo at trace time (its arguments are constants): see :func:`traced_call`."""
     owner = _LIVE.get(handle)
-    return None if owner is None else owner._static(args, kwargs, autocast)
-
-
-def _describe(value: Any) -> tuple:
-    """What planning reads of an argument: ``(shape, dtype, device)`` of a tensor, else ``(value,)``."""
-    return (tuple(value.shape), value.dtype, value.device) if isinstance(value, torch.Tensor) else (value,)
+    return None if owner is None else owner._static(described, names, autocast)
 
 
 def traced_call(handle: str, args: tuple, kwargs: dict[str, Any]) -> torch.Tensor:
     """The handle's function called on ``args`` inside dynamo: the generated code traced
-    directly where the shapes are static, else one region dynamo does not trace into."""
-    values = (*args, *kwargs.values())
-    if all(isinstance(v, torch.Tensor) and all(map(has_static_value, v.shape)) or type(v) is int and has_static_value(v)
-           for v in values):
-        described = tuple(_describe(a) for a in args), tuple((k, _describe(v)) for k, v in kwargs.items())
-        name = _static_plan(handle, *described, autocast_key())
+    directly where the shapes are static, else one region dynamo does not trace into.
+
+    Dynamo interprets this function's bytecode and inlines every call and (in Python
+    3.11) every comprehension at a cost each, so it is written as plain loops."""
+    described: list[tuple] = []  # what planning reads: (shape, dtype, device) of a tensor, else (value,)
+    static = True
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            static = static and has_static_value(sum(value.shape))  # dims are >= 0: a sum of symbols is not constant
+            described.append((value.shape, value.dtype, value.device))
+        else:
+            static = static and type(value) is int and has_static_value(value)
+            described.append((value,))
+    if static:
+        cpu, cuda = torch.is_autocast_enabled("cpu"), torch.is_autocast_enabled("cuda")
+        autocast = (torch.get_autocast_dtype("cpu") if cpu else None, torch.get_autocast_dtype("cuda") if cuda else None)
+        name = _static_plan(handle, tuple(described), tuple(kwargs), autocast)
         if name is not None:
             code, order = getattr(_Plans, name)
-            return code(*[args[i] if isinstance(i, int) else kwargs[i] for i in order])
+            if order is None:
+                return code(*args)
+            ordered = []
+            for i in order:
+                ordered.append(args[i] if isinstance(i, int) else kwargs[i])
+            return code(*ordered)
     return _run(handle, args, kwargs)
