@@ -178,3 +178,30 @@ def test_dense_slice_from_integer_formulas(start, step, size_in, size_out):
     torch.testing.assert_close(dense_slice(start, step, size_in, size_out, torch.float32, "cpu"), expected)
     with FakeTensorMode():
         assert dense_slice(start, step, size_in, size_out, torch.float32, "cpu").shape == (size_in, size_out)
+
+
+def test_a_bad_call_under_compile_names_the_tn_call_error():
+    """Dynamo wraps an error raised while it traces: its message and context are tndsl's."""
+    torch._dynamo.reset()
+    compiled = torch.compile(tndsl.load(CONV).Y2, fullgraph=True, backend="eager")
+    with pytest.raises(Exception, match="size mismatch for leg 'ci'") as raised:
+        compiled(torch.randn(2, 3, 9, 7), torch.randn(4, 5, 3, 2), torch.randn(4))
+    assert isinstance(raised.value.__context__, tndsl.TnCallError)
+
+
+def test_compile_follows_autocast_inside_and_around_the_compiled_function():
+    """An autocast region opened inside the compiled function, one around the call, and
+    no autocast: the dtype F.conv2d gives in each (plans are cached per autocast state)."""
+    torch._dynamo.reset()
+    conv = tndsl.load(CONV)
+    x, w, b = _args()
+
+    def inside(x, w, b):
+        with torch.autocast("cpu", torch.bfloat16):
+            return conv.Y2(x, w, b)
+
+    assert torch.compile(inside, fullgraph=True, backend="eager")(x, w, b).dtype == torch.bfloat16
+    compiled = torch.compile(conv.Y2, fullgraph=True, backend="eager")
+    with torch.autocast("cpu", torch.bfloat16):
+        assert compiled(x, w, b).dtype == torch.bfloat16
+    torch.testing.assert_close(compiled(x, w, b), _expected(x, w, b))

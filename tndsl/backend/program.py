@@ -183,13 +183,13 @@ class Function:
     def _static(self, described: tuple, names: tuple, autocast: tuple) -> str | None:
         """Inside dynamo, for arguments of static shapes (``described`` by tracing.py,
         positional ones first, then those named ``names``): the name of this signature's
-        published code and argument order, planned now if need be. None sends the call
-        to the traced region: an autocast region opened inside the compiled function
-        (dynamo's autocast state is not the process's), or an error, which the region
-        raises as an eager call does."""
+        published code and argument order, planned now if need be; bad arguments raise
+        the eager call's TnCallError (dynamo wraps it). None sends the call to the traced
+        region: an autocast region opened inside the compiled function (dynamo's
+        autocast state is not the process's)."""
         if autocast != autocast_key():
             return None
-        key = (described, names)
+        key = (described, names, autocast)
         name = self._published.get(key)
         if name is not None:
             self._published.move_to_end(key)
@@ -197,11 +197,11 @@ class Function:
         with outside_modes():
             values = [standin(tuple(d[0]), d[1], d[2]) if len(d) == 3 else d[0] for d in described]
             given = len(described) - len(names)
+            tensors, keywords = self._bind(tuple(values[:given]), dict(zip(names, values[given:])))
             try:
-                tensors, keywords = self._bind(tuple(values[:given]), dict(zip(names, values[given:])))
                 function = self._planned(tensors, keywords)
-            except (TnError, NotImplementedError):
-                return None
+            except NotImplementedError as error:  # planning folds constants with torch too
+                raise self._unsupported(error, tuple(values), {}) from None
         positions = {n: i for i, n in enumerate(self.inputs[:given])}
         order = tuple(positions.get(n, n) for n in self.inputs)
         name = self._published[key] = publish((function, None if order == tuple(range(given)) else order))
