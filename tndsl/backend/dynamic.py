@@ -97,9 +97,9 @@ def free_groups(network: Network) -> list[tuple[Axis, ...]]:
             parent[find(other)] = find(first)
     groups: dict[Axis, set[Axis]] = {}
     for axes in axes_of.values():
-        for axis in axes:
-            groups.setdefault(find(axis), set()).add(axis)
-    blocked = {find(axis) for label, axes in axes_of.items() if label in bound for axis in axes}
+        for member in axes:
+            groups.setdefault(find(member), set()).add(member)
+    blocked = {find(member) for label, axes in axes_of.items() if label in bound for member in axes}
     return sorted(tuple(sorted(axes)) for root, axes in groups.items() if root not in blocked)
 
 

@@ -45,8 +45,9 @@ class _Plans:
     signature): ``(code, argument order)``."""
 
 
-def publish(entry: tuple[Callable, tuple[int | str, ...]]) -> str:
-    """Hold ``(code, argument order)`` where :func:`traced_call` finds it; its name."""
+def publish(entry: tuple[Callable, tuple[int | str, ...] | None]) -> str:
+    """Hold ``(code, argument order)`` where :func:`traced_call` finds it (order None:
+    the positional arguments as given); its name."""
     name = f"plan_{next(_COUNTER)}"
     setattr(_Plans, name, entry)
     return name
