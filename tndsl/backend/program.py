@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import weakref
 from collections import OrderedDict
@@ -119,6 +120,11 @@ class Function:
     def name(self) -> str:
         return self.network.name
 
+    @functools.cached_property
+    def _free_groups(self) -> list[tuple[Axis, ...]]:
+        """The argument axes whose sizes may stay symbolic under torch.compile (dynamic.py)."""
+        return free_groups(self.network)
+
     @property
     def __name__(self) -> str:  # noqa: A003 - what torch.jit.trace and profilers name a callable by
         return function_name(self.name)
@@ -219,13 +225,16 @@ class Function:
         kwargs = {k: specialise(v) if isinstance(v, torch.SymInt) else v for k, v in kwargs.items()}
         tensors, keywords = self._bind(args, kwargs)
         shapes = [tuple(t.shape) for t in tensors]
-        groups = [g for g in free_groups(self.network) if symbolic(shapes[g[0][0]][g[0][1]])]
+        groups = [g for g in self._free_groups if symbolic(shapes[g[0][0]][g[0][1]])]
         groups = [g for g in groups if hint(shapes[g[0][0]][g[0][1]]) >= 2]
         for group in groups:  # the axes of one group keep one size (a guard, as torch adds)
             (i, j), *rest = group
             for k, l in rest:
                 if shapes[k][l] != shapes[i][j]:
-                    raise self._error(f"arguments '{self.inputs[i]}' and '{self.inputs[k]}' differ in the size of one leg")
+                    raise self._error(
+                        f"axis {j} of '{self.inputs[i]}' ({hint(shapes[i][j])}) and axis {l} of '{self.inputs[k]}' "
+                        f"({hint(shapes[k][l])}) are one leg: their sizes must be equal"
+                    )
         free = {axis for group in groups for axis in group}
         sizes = [tuple(hint(d) for d in shape) for shape in shapes]
         autocast = autocast_dtype(tensors[0].device) if tensors else None
