@@ -128,19 +128,21 @@ def traced_call(handle: str, args: tuple, kwargs: dict[str, Any]) -> torch.Tenso
 
     Dynamo interprets this function's bytecode and inlines every call and (in Python
     3.11) every comprehension at a cost each, so it is written as plain loops."""
-    described: list[tuple] = []  # what planning reads: (shape, dtype, device) of a tensor, else (value,)
-    static = True
+    described: tuple = ()  # what planning reads: (shape, dtype, device) of a tensor, else (value,)
+    sizes = 0  # the sum of every size and int argument: symbolic ones are >= 2, so it is constant iff they all are
+    ints = True
     for value in (*args, *kwargs.values()):
         if isinstance(value, torch.Tensor):
-            static = static and has_static_value(sum(value.shape))  # dims are >= 0: a sum of symbols is not constant
-            described.append((value.shape, value.dtype, value.device))
+            sizes = sizes + sum(value.shape)
+            described = described + ((value.shape, value.dtype, value.device),)
         else:
-            static = static and type(value) is int and has_static_value(value)
-            described.append((value,))
-    if static:
+            ints = ints and type(value) is int
+            sizes = sizes + value if ints else sizes
+            described = described + ((value,),)
+    if ints and has_static_value(sizes):
         cpu, cuda = torch.is_autocast_enabled("cpu"), torch.is_autocast_enabled("cuda")
         autocast = (torch.get_autocast_dtype("cpu") if cpu else None, torch.get_autocast_dtype("cuda") if cuda else None)
-        name = _static_plan(handle, tuple(described), tuple(kwargs), autocast)
+        name = _static_plan(handle, described, tuple(kwargs), autocast)
         if name is not None:
             code, order = getattr(_Plans, name)
             if order is None:
