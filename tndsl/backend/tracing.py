@@ -2,23 +2,23 @@
 inside ``torch.compile``.
 
 Under a mode, constants made while planning belong to the mode (fake tensors, graph
-constants), so a direct call under a mode plans afresh and caches nothing. Inside
-dynamo, the planner (plain Python over dicts and the IR) is not traced: the call is a
-``nonstrict_trace`` region, which dynamo records as one opaque call and aot_autograd
-traces (with fake tensors, under a mode) into the graph, so the plan's torch ops reach
-inductor. There the function plans outside the modes, on stand-ins of the arguments'
-shapes, caches the plan like an eager call's, and lifts its constants into the trace
-(:func:`with_constants`); dynamo's pass and aot_autograd's forward and backward passes
-share one plan. The function reaches that region as its handle, a unique string:
-dynamo specialises on strings (an integer that changes between compiles would become
-symbolic).
+constants), so a direct call under a mode plans afresh and caches nothing.
 
-Where every argument's shape is static (and no autocast region opens inside the
-compiled function), dynamo does not need the region: :func:`traced_call` asks for the
-plan by an ``assume_constant_result`` call on the shapes, dtypes and devices (dynamo runs
-it once, at trace time), and dynamo then traces the generated code itself, as it
-would hand-written torch code. The code is found as an attribute of :class:`_Plans`
-(dynamo guards on that attribute alone).
+Inside dynamo the planner (plain Python over dicts and the IR) is never traced. Where
+every argument's shape is static (and no autocast region opens inside the compiled
+function), :func:`traced_call` asks for the plan by an ``assume_constant_result`` call
+on the shapes, dtypes and devices, which dynamo runs once, at trace time; the function
+plans on shape-only stand-ins outside any mode and caches the plan like an eager
+call's, and dynamo then traces the generated code itself, as it would hand-written
+torch code. The code is found as an attribute of :class:`_Plans` (dynamo guards on that
+attribute alone). Elsewhere (symbolic shapes: ``dynamic=True``, or dynamo's automatic
+dynamic shapes) the call is a ``nonstrict_trace`` region, which dynamo records as one
+opaque call and its passes (dynamo's, aot_autograd's forward and backward) run on fake
+tensors, under a mode: there the function plans once per signature outside the modes,
+keeps free sizes symbolic where the plan allows (:mod:`.dynamic`), and lifts the plan's
+constants into the trace (:func:`with_constants`). The function reaches both paths as
+its handle, a unique string: dynamo specialises on strings (an integer that changes
+between compiles would become symbolic).
 """
 
 from __future__ import annotations
