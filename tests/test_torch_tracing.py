@@ -205,3 +205,36 @@ def test_compile_follows_autocast_inside_and_around_the_compiled_function():
     with torch.autocast("cpu", torch.bfloat16):
         assert compiled(x, w, b).dtype == torch.bfloat16
     torch.testing.assert_close(compiled(x, w, b), _expected(x, w, b))
+
+
+class _Block(torch.nn.Module):
+    """A conv layer and a KFAC-reduce factor of its input, both tndsl functions."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = tndsl.load(CONV).Y2
+        self.factor = tndsl.load(ROOT_GALLERY / "kfac_reduce.tn").Omega2
+        self.weight = torch.nn.Parameter(torch.randn(4, 3, 3, 2))
+        self.bias = torch.nn.Parameter(torch.randn(4))
+
+    def forward(self, x):
+        return self.conv(x, self.weight, self.bias), self.factor(x[:, :2], g=2, k1=2, k2=3)
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_torch_export_with_a_static_batch(strict):
+    block = _Block()
+    x = torch.randn(2, 3, 9, 10)
+    exported = torch.export.export(block, (x,), strict=strict).module()
+    for got, expected in zip(exported(x), block(x)):
+        torch.testing.assert_close(got, expected)
+
+
+def test_torch_export_non_strict_with_a_dynamic_batch():
+    block = _Block()
+    batch = torch.export.Dim("n", min=2, max=64)
+    exported = torch.export.export(block, (torch.randn(4, 3, 9, 10),), dynamic_shapes={"x": {0: batch}}).module()
+    for n in (3, 5):
+        x = torch.randn(n, 3, 9, 10)
+        for got, expected in zip(exported(x), block(x)):
+            torch.testing.assert_close(got, expected)
