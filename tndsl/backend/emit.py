@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from .dynamic import Sym
 from .ops import Op, Plan
 from .pysource import identifier, is_identifier, literal
 
@@ -28,8 +29,13 @@ def function_name(name: str) -> str:
     return candidate if is_identifier(candidate) else "tn_network"
 
 
-def _ints(values: Sequence[int]) -> str:
-    return "(" + "".join(f"{int(v)}, " for v in values) + ")"
+def _int(value: int | Sym) -> str:
+    """An integer literal, or a size read from the arguments (a symbolic batch size)."""
+    return value.code() if isinstance(value, Sym) else str(int(value))
+
+
+def _ints(values: Sequence[int | Sym]) -> str:
+    return "(" + "".join(f"{_int(v)}, " for v in values) + ")"
 
 
 def _call(function: str, *arguments: str) -> str:
@@ -37,14 +43,18 @@ def _call(function: str, *arguments: str) -> str:
     return f"{function}({', '.join(arguments)})"
 
 
-def _float(value: float) -> str:
+def _float(value: float | Sym) -> str:
+    if isinstance(value, Sym):
+        return value.code()
     value = float(value)
     return repr(value) if math.isfinite(value) else f"float({literal(str(value))})"
 
 
-def _scalar(value: float) -> str:
+def _scalar(value: float | Sym) -> str:
     """A coefficient: an int literal when it is integral (so integer tensors stay integer,
-    as ``int_tensor * 2`` does in torch), else a float literal."""
+    as ``int_tensor * 2`` does in torch), else a float literal (or a symbolic size's)."""
+    if isinstance(value, Sym):
+        return value.code()
     value = float(value)
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else _float(value)
 
