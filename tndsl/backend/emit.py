@@ -38,6 +38,11 @@ def _ints(values: Sequence[int | Sym]) -> str:
     return "(" + "".join(f"{_int(v)}, " for v in values) + ")"
 
 
+def _bias(x: Sequence[str]) -> str:
+    """A convolution's optional third input, its bias."""
+    return x[2] if len(x) > 2 else "None"
+
+
 def _call(function: str, *arguments: str) -> str:
     """``function(a, b, ...)`` from generated argument texts."""
     return f"{function}({', '.join(arguments)})"
@@ -106,7 +111,7 @@ PRINTERS: dict[str, Printer] = {
     "scale": lambda x, p: f"{x[0]} * {_scalar(p['factor'])}",
     "matmul": lambda x, p: f"{x[0]} @ {x[1]}",
     "conv": lambda x, p: _call(
-        f"F.conv{int(p['dims'])}d", x[0], x[1], "None", _ints(p["stride"]), _ints(p["padding"]), _ints(p["dilation"]),
+        f"F.conv{int(p['dims'])}d", x[0], x[1], _bias(x), _ints(p["stride"]), _ints(p["padding"]), _ints(p["dilation"]),
         str(int(p["groups"])),
     ),
     "conv_weight": lambda x, p: _call(
@@ -114,7 +119,7 @@ PRINTERS: dict[str, Printer] = {
         _ints(p["padding"]), _ints(p["dilation"]), str(int(p["groups"])),
     ),
     "conv_transpose": lambda x, p: _call(
-        f"F.conv_transpose{int(p['dims'])}d", x[0], x[1], "None", _ints(p["stride"]), _ints(p["padding"]),
+        f"F.conv_transpose{int(p['dims'])}d", x[0], x[1], _bias(x), _ints(p["stride"]), _ints(p["padding"]),
         _ints(p["output_padding"]), str(int(p["groups"])), _ints(p["dilation"]),
     ),
     "fold": lambda x, p: _call(

@@ -129,7 +129,7 @@ def plan(
     results = [_term(term, planner) for term in network.terms]
     result = results[0]
     for other in results[1:]:
-        result = ops.add("add", result, other)
+        result = _with_bias(ops, result, other) or _with_bias(ops, other, result) or ops.add("add", result, other)
     flat = tuple(sizes[leg] for leg in network.output_legs)
     grouped = tuple(math.prod(sizes[leg] for leg in group) for group in network.output)
     if grouped != flat:
@@ -154,6 +154,25 @@ class _UnionFind:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[rb] = ra
+
+
+def _with_bias(ops: OpList, conv: str, bias: str) -> str | None:
+    """``conv + bias`` as one convolution with a bias, as ``F.conv2d(x, w, b)`` computes
+    it, where ``conv`` is a convolution's result and ``bias`` a vector broadcast along its
+    channel axis (the ``+ b[co]`` of a layer): one op less, and no expanded operand."""
+    op = ops.producer(conv)
+    if op is None or op.prim not in ("conv", "conv_transpose") or len(op.inputs) != 2:
+        return None
+    shape = ops.shape(conv)
+    view = ops.producer(bias)
+    if view is not None and view.prim == "expand" and tuple(view.param("shape")) == shape:
+        view = ops.producer(view.inputs[0])
+    if view is None or view.prim != "index" or tuple(view.param("index")) != (None, ()) + (None,) * (len(shape) - 2):
+        return None
+    vector = view.inputs[0]
+    if ops.shape(vector) != (shape[1],):
+        return None
+    return ops.add(op.prim, *op.inputs, vector, **dict(op.params))
 
 
 def _term(term: Term, planner: _Planner) -> str:
