@@ -4,9 +4,11 @@
 
 Chains and 2-d grids of 50–400 matrices (no Π): tndsl's ``Function.plan`` (path, cost
 model, candidate plans, op list) against ``opt_einsum.contract_path`` with the strategy
-opt_einsum picks for that many operands (``auto``: greedy beyond 16). Also the planning
-time of every gallery definition (its first call's plan, at its check-line shapes) and of
-random 3-regular networks. Medians of 5 runs; writes ``planning.json`` / ``planning.md``.
+opt_einsum picks for that many operands (``auto``: greedy beyond 16); also random
+3-regular networks, a leg shared by many tensors, and the first plan of every gallery
+definition (at its check-line shapes). Nine interleaved rounds; the
+ratio is the median over rounds of tndsl's time over opt_einsum's in the same round (robust
+to a loaded machine); writes ``planning.json`` / ``planning.md``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 import tndsl
 from tndsl.tools.check import parse_check_lines
 
-__all__ = ["chain", "grid", "main"]
+__all__ = ["chain", "grid", "star", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,22 +54,19 @@ def grid(side: int) -> tuple[str, list[tuple[int, ...]]]:
     return "\n".join(lines), [(2,) * len(legs[key]) for key in names]
 
 
-def _median_seconds(fn, repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
-def _tndsl_plan(text: str, shapes: list[tuple[int, ...]]) -> float:
+def _tndsl_planner(text: str, shapes: list[tuple[int, ...]]):
     function = next(iter(tndsl.compile(text).functions.values()))
     args = [torch.empty(shape) for shape in shapes]
-    return _median_seconds(lambda: function.plan(*args))
+    return lambda: function.plan(*args)
 
 
-def _opt_einsum_path(text: str, shapes: list[tuple[int, ...]]) -> float:
+def _opt_einsum_planner(text: str, shapes: list[tuple[int, ...]]):
     network = next(iter(tndsl.compile(text).networks.values()))
     (term,) = network.terms
     symbols: dict[str, str] = {}
@@ -76,7 +75,15 @@ def _opt_einsum_path(text: str, shapes: list[tuple[int, ...]]) -> float:
             symbols.setdefault(leg, oe.get_symbol(len(symbols)))
     out = "".join(symbols[leg] for leg in network.output_legs)
     equation = ",".join("".join(symbols[leg] for leg in tensor.legs) for tensor in term.tensors) + "->" + out
-    return _median_seconds(lambda: oe.contract_path(equation, *shapes, shapes=True, optimize="auto"))
+    return lambda: oe.contract_path(equation, *shapes, shapes=True, optimize="auto")
+
+
+def _compare(text: str, shapes: list[tuple[int, ...]], rounds: int = 9) -> tuple[float, float, float]:
+    """Median seconds of each, and the median over interleaved rounds of their ratio."""
+    ours, theirs = _tndsl_planner(text, shapes), _opt_einsum_planner(text, shapes)
+    pairs = [(_seconds(ours), _seconds(theirs)) for _ in range(rounds)]
+    return (statistics.median(a for a, _ in pairs), statistics.median(b for _, b in pairs),
+            statistics.median(a / b for a, b in pairs))
 
 
 def _gallery() -> list[dict]:
@@ -93,6 +100,13 @@ def _gallery() -> list[dict]:
             tndsl.compile(text, str(path))[spec.definition].plan(*args, **dict(spec.keywords))  # a fresh first plan
             rows.append({"network": f"{path.name}:{spec.definition}", "seconds": time.perf_counter() - start})
     return rows
+
+
+def star(n: int) -> tuple[str, list[tuple[int, ...]]]:
+    """``n`` matrices sharing one open leg (a hyperedge), each with a leg of its own."""
+    text = "\n".join(f"input A{k}[i, a{k}]" for k in range(n))
+    text += "\nY[i] = " + " * ".join(f"A{k}[i, a{k}]" for k in range(n))
+    return text, [(3, 2)] * n
 
 
 def _random_regular(n: int, seed: int = 0) -> tuple[str, list[tuple[int, ...]]]:
@@ -118,10 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         *((f"chain of {n}", chain(n)) for n in (50, 100, 200, 400)),
         *((f"grid {s}×{s} ({s * s} tensors)", grid(s)) for s in (7, 10, 14, 20)),
         *((f"random 3-regular, {n} tensors", _random_regular(n)) for n in (16, 30)),
+        *((f"one leg shared by {n} tensors", star(n)) for n in (100, 400)),
     ]:
-        ours, theirs = _tndsl_plan(text, shapes), _opt_einsum_path(text, shapes)
-        rows.append({"network": label, "tndsl_ms": ours * 1e3, "opt_einsum_ms": theirs * 1e3, "ratio": ours / theirs})
-        print(f"{label:32s} tndsl {ours * 1e3:8.2f} ms   opt_einsum {theirs * 1e3:8.2f} ms   {ours / theirs:5.2f}×", flush=True)
+        ours, theirs, ratio = _compare(text, shapes)
+        rows.append({"network": label, "tndsl_ms": ours * 1e3, "opt_einsum_ms": theirs * 1e3, "ratio": ratio})
+        print(f"{label:32s} tndsl {ours * 1e3:8.2f} ms   opt_einsum {theirs * 1e3:8.2f} ms   {ratio:5.2f}×", flush=True)
     gallery = _gallery()
     worst = max(gallery, key=lambda row: row["seconds"])
     print(f"gallery: {len(gallery)} networks, worst first plan {worst['seconds'] * 1e3:.1f} ms ({worst['network']}), "

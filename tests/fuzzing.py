@@ -35,10 +35,10 @@ FILENAME = "fuzz.tn"
 BUDGET_S = 30
 #: Largest tensor (elements) a call may make: arguments, dense Π and deltas, the output.
 MAX_ELEMENTS = 200_000
-#: Most tensors (deltas aside) in one term of a network the fuzz calls. Planning many
-#: operands that share one hyperedge takes exponential time (opt_einsum's "dp" up to 16
-#: operands: 0.3 s for 11, 3.4 s for 13, minutes for 16) until planning has a time budget.
-MAX_OPERANDS = 10
+#: Most tensors (deltas aside) in one term of a network the fuzz calls: planning is
+#: bounded (exhaustive up to 7 operands, greedy beyond), so this only keeps the dense
+#: reference's single ``opt_einsum.contract`` from building huge intermediates.
+MAX_OPERANDS = 40
 DTYPES = (torch.int64, torch.float64, torch.complex128)
 
 #: What happened to the texts checked so far (reported by the long run).
@@ -265,6 +265,9 @@ def _check_call(program, off, derived, name: str, args: list[torch.Tensor], keyw
         known = {**{k: int(v) for k, v in (solved or {}).items() if isinstance(v, int)}, **keywords}
         # derive names such a keyword by its leg, with a suffix where the label is used elsewhere
         sizes = {k: known.get(k, known.get(k.rsplit("_", 1)[0])) for k in again.keywords}
+        legs = again.network.output_legs  # an output leg's size is also the result's axis
+        if len(legs) == first.dim():
+            sizes.update({k: int(first.shape[legs.index(k)]) for k in again.keywords if k in legs})
         sizes = {k: v for k, v in sizes.items() if v is not None}
         values["derived"] = again(*[by_name[n] for n in again.inputs], **sizes)
     for what, value in values.items():

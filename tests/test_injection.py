@@ -37,7 +37,7 @@ EXPORT_CALLS = {"_tndsl.compile", "_program[]"}
 TENSOR_METHODS = {
     "to", "reshape", "permute", "sum", "squeeze", "movedim", "unfold", "narrow", "expand",
     "contiguous", "transpose", "new_zeros", "as_strided", "copy_", "baddbmm_", "flatten", "index_select", "unflatten",
-    "add", "long",
+    "add", "long", "diagonal",
 }
 MODULE_FUNCTIONS = {"torch.einsum", "torch.baddbmm", "F.pad", "F.fold", "F.one_hot", "range", "min", "float"} | {
     f"{prefix}{n}d" for n in (1, 2, 3) for prefix in ("F.conv", "F.conv_transpose", "torch.nn.grad.conv")

@@ -118,3 +118,23 @@ def test_lowered_dtypes(dtype):
     assert fast.dtype == dtype
     tol = 1e-5 if dtype == torch.float32 else 5e-2
     torch.testing.assert_close(fast.double(), reference, rtol=tol, atol=tol * 10)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_a_layer_bias_is_the_convolutions_bias(transpose):
+    """``+ b[co]`` after a convolution is F.conv2d's own bias argument (one call, no expand)."""
+    pattern = "P[i1, o1, k1] * P[i2, o2, k2]"
+    x_legs, y_legs = ("n, ci, o1, o2", "n, co, i1, i2") if transpose else ("n, ci, i1, i2", "n, co, o1, o2")
+    w = "W[ci, co, k1, k2]" if transpose else "W[co, ci, k1, k2]"
+    text = (f"input X[{x_legs}]\ninput {w}\ninput b[co]\npattern P = conv(stride=2, padding=1)\n"
+            f"Y[{y_legs}] = X[{x_legs}] * {pattern} * {w} + b[co]\n")
+    program = tndsl.compile(text)
+    x = torch.randn(2, 3, 7, 9, dtype=torch.float64)
+    weight = torch.randn(3, 4, 3, 3, dtype=torch.float64) if transpose else torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    bias = torch.randn(4, dtype=torch.float64)
+    functional = torch.nn.functional.conv_transpose2d if transpose else torch.nn.functional.conv2d
+    expected = functional(x, weight, bias, stride=2, padding=1)
+    source, value = program.Y.source(x, weight, bias), program.Y(x, weight, bias)
+    torch.testing.assert_close(value, expected)
+    body = source.split("\n", 2)[2]
+    assert body.count("F.conv") == 1 and ", a2, (" in body and "+" not in body and "expand" not in body, source

@@ -230,11 +230,18 @@ def test_stale_size_entries_do_not_break_inlining():
         program.Y(torch.ones(12, 7), l=3)  # l = o and l * o = 12 cannot both hold
 
 
-def test_more_than_52_legs_with_a_diagonal_is_not_supported():
+def test_more_than_52_legs_with_a_diagonal():
+    """Was a ValueError from einsum_equation: the diagonal is now a view, then a sum."""
     legs = [f"x{k}" for k in range(54)]
-    text = f"input A[{', '.join(legs)}]\nY[] = A[{', '.join(legs[:-1] + legs[:1])}]\n"
-    with pytest.raises(tndsl.TnNotSupportedError, match=r"^<string>:2:1: in 'Y': more than 52 distinct legs"):
-        tndsl.compile(text).Y(torch.ones([1] * 54))
+    use = ", ".join(legs[:-1] + legs[:1])
+    program = tndsl.compile(f"input A[{', '.join(legs)}]\nY[] = A[{use}]\nZ[x3, x0] = A[{use}]\n", lowering=False)
+    a = torch.randn([2, 1, 1, 3] + [1] * 49 + [2], dtype=torch.float64)
+    expected = torch.einsum(a.reshape(2, 3, 2), [0, 1, 0], [1, 0])
+    torch.testing.assert_close(program.Z(a), expected)
+    torch.testing.assert_close(program.Y(a), expected.sum())
+    pair = tndsl.compile(f"input A[{', '.join(legs)}]\ninput B[x1, x3]\nZ[x3, x0] = A[{use}] * B[x1, x3]\n", lowering=False)
+    a, b = torch.randn([2, 4, 1, 3] + [1] * 49 + [2], dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    torch.testing.assert_close(pair.Z(a, b), torch.einsum(a.reshape(2, 4, 3, 2), [0, 2, 1, 0], b, [2, 1], [1, 0]))
 
 
 @pytest.mark.parametrize("separator", ["\f", "\v", "\u2028", "\r", "\x1c", "\x85"])
@@ -330,3 +337,14 @@ def test_derive_output_of_a_large_derivation_parses_again():
     assert derived.count(" + ") >= 839  # G4: 7 * 6 * 5 * 4 terms
     w = torch.tensor(1.5, dtype=torch.float64)
     torch.testing.assert_close(tndsl.compile(derived).G4(w), tndsl.compile(text).G4(w))
+
+
+def test_pattern_matrix_on_a_vector():
+    """Found by the long fuzz run: a Π folded into a matrix and applied to a 1-d operand
+    (``torch.matmul`` of a vector) broke the cost model's shape rule (IndexError)."""
+    from tndsl.tools.reference import dense_reference
+
+    program = tndsl.compile("input A[a]\npattern P = conv(padding=1)\nZ[] = -A[a] * A[j] * P[a, a, j]\nW[j] = A[a] * P[a, a, j]\n")
+    x = torch.randn(3, dtype=torch.float64)
+    for name in ("Z", "W"):
+        torch.testing.assert_close(program[name](x), dense_reference(program[name].network, [x]))

@@ -70,3 +70,17 @@ def test_spawned_pool_calls_a_function():
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         (result,) = pool.starmap(function, [args])
     torch.testing.assert_close(result, function(*args))
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_a_function_copied_alone_keeps_per_call_parameters(how):
+    """Without its program, a function still binds ``param`` s per call (its root program
+    travels with it, by text)."""
+    function = tndsl.load(CONV).Y2
+    copied = pickle.loads(pickle.dumps(function)) if how == "pickle" else copy.deepcopy(function)
+    args = _args()
+    for stride, padding in ((1, 0), (2, 1), (3, 2)):
+        expected = torch.nn.functional.conv2d(*args, stride=stride, padding=padding)
+        torch.testing.assert_close(copied(*args, stride=stride, padding=padding), expected)
+    with pytest.raises(tndsl.TnCallError, match="unexpected argument 'strides'"):
+        copied(*args, strides=1)

@@ -28,7 +28,7 @@ INDEX_FLOPS = 64.0
 FOLD_ELEMENT_FLOPS = 256.0
 
 #: Primitives that return a view of their first input: no flops, no bytes.
-VIEWS = frozenset({"reshape", "permute", "squeeze", "index", "expand", "unfold", "narrow", "movedim", "step"})
+VIEWS = frozenset({"reshape", "permute", "squeeze", "index", "expand", "unfold", "narrow", "movedim", "step", "diagonal"})
 
 
 def _reshape(x: Sequence[Shape], p: dict) -> Shape:
@@ -97,6 +97,16 @@ def _broadcast(x: Sequence[Shape], p: dict) -> Shape:
     return tuple(max(u, v) for u, v in zip(a, b))
 
 
+def _matmul(x: Sequence[Shape], p: dict) -> Shape:
+    """``torch.matmul``'s result, vectors (1-d operands) included."""
+    a, b = x
+    if len(a) == 1:
+        return b[:-2] + b[-1:] if len(b) > 1 else ()
+    if len(b) == 1:
+        return a[:-1]
+    return _broadcast([a[:-2], b[:-2]], p) + (a[-2], b[-1])
+
+
 def _conv(x: Sequence[Shape], p: dict) -> Shape:
     n = p["dims"]
     outs = tuple(
@@ -112,6 +122,12 @@ def _conv_transpose(x: Sequence[Shape], p: dict) -> Shape:
         for o, k, s, pad, d, e in zip(x[0][2:], x[1][2:], p["stride"], p["padding"], p["dilation"], p["output_padding"])
     )
     return (x[0][0], x[1][1] * p["groups"]) + ins
+
+
+def _diagonal(x: Sequence[Shape], p: dict) -> Shape:
+    shape = x[0]
+    i, j = p["dim1"], p["dim2"]
+    return tuple(v for k, v in enumerate(shape) if k not in (i, j)) + (min(shape[i], shape[j]),)
 
 
 def _take(x: Sequence[Shape], p: dict) -> Shape:
@@ -152,11 +168,12 @@ SHAPES: dict[str, Callable[[Sequence[Shape], dict], Shape]] = {
     "mul": _broadcast,
     "add": _broadcast,
     "scale": lambda x, p: x[0],
-    "matmul": lambda x, p: _broadcast([x[0][:-2], x[1][:-2]], p) + (x[0][-2], x[1][-1]),
+    "matmul": _matmul,
     "conv": _conv,
     "conv_weight": lambda x, p: tuple(p["weight"]),
     "conv_transpose": _conv_transpose,
     "fold": lambda x, p: (x[0][0], x[0][1] // math.prod(p["kernel_size"])) + tuple(p["output_size"]),
+    "diagonal": _diagonal,
     "take": lambda x, p: _take(x, p),
     "select_flat": lambda x, p: (
         tuple(x[0][: p["first"]]) + (math.prod(x[1]),) + tuple(x[0][len(x[0]) - p["trail"] :])

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from .dynamic import Sym
 from .ops import Op, Plan
 from .pysource import identifier, is_identifier, literal
 
@@ -28,8 +29,18 @@ def function_name(name: str) -> str:
     return candidate if is_identifier(candidate) else "tn_network"
 
 
-def _ints(values: Sequence[int]) -> str:
-    return "(" + "".join(f"{int(v)}, " for v in values) + ")"
+def _int(value: int | Sym) -> str:
+    """An integer literal, or a size read from the arguments (a symbolic batch size)."""
+    return value.code() if isinstance(value, Sym) else str(int(value))
+
+
+def _ints(values: Sequence[int | Sym]) -> str:
+    return "(" + "".join(f"{_int(v)}, " for v in values) + ")"
+
+
+def _bias(x: Sequence[str]) -> str:
+    """A convolution's optional third input, its bias."""
+    return x[2] if len(x) > 2 else "None"
 
 
 def _call(function: str, *arguments: str) -> str:
@@ -37,14 +48,18 @@ def _call(function: str, *arguments: str) -> str:
     return f"{function}({', '.join(arguments)})"
 
 
-def _float(value: float) -> str:
+def _float(value: float | Sym) -> str:
+    if isinstance(value, Sym):
+        return value.code()
     value = float(value)
     return repr(value) if math.isfinite(value) else f"float({literal(str(value))})"
 
 
-def _scalar(value: float) -> str:
+def _scalar(value: float | Sym) -> str:
     """A coefficient: an int literal when it is integral (so integer tensors stay integer,
-    as ``int_tensor * 2`` does in torch), else a float literal."""
+    as ``int_tensor * 2`` does in torch), else a float literal (or a symbolic size's)."""
+    if isinstance(value, Sym):
+        return value.code()
     value = float(value)
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else _float(value)
 
@@ -88,6 +103,7 @@ PRINTERS: dict[str, Printer] = {
     "index": lambda x, p: f"{x[0]}[{_index(p['index'])}]",
     "expand": lambda x, p: f"{x[0]}.expand({_ints(p['shape'])})",
     "contiguous": lambda x, p: f"{x[0]}.contiguous()",
+    "diagonal": lambda x, p: f"{x[0]}.diagonal(0, {int(p['dim1'])}, {int(p['dim2'])})",
     "pad": lambda x, p: f"F.pad({x[0]}, {_ints(p['pads'])})",
     "einsum": lambda x, p: f"torch.einsum({literal(str(p['equation']))}, {', '.join(x)})",
     "mul": lambda x, p: f"{x[0]} * {x[1]}",
@@ -95,7 +111,7 @@ PRINTERS: dict[str, Printer] = {
     "scale": lambda x, p: f"{x[0]} * {_scalar(p['factor'])}",
     "matmul": lambda x, p: f"{x[0]} @ {x[1]}",
     "conv": lambda x, p: _call(
-        f"F.conv{int(p['dims'])}d", x[0], x[1], "None", _ints(p["stride"]), _ints(p["padding"]), _ints(p["dilation"]),
+        f"F.conv{int(p['dims'])}d", x[0], x[1], _bias(x), _ints(p["stride"]), _ints(p["padding"]), _ints(p["dilation"]),
         str(int(p["groups"])),
     ),
     "conv_weight": lambda x, p: _call(
@@ -103,7 +119,7 @@ PRINTERS: dict[str, Printer] = {
         _ints(p["padding"]), _ints(p["dilation"]), str(int(p["groups"])),
     ),
     "conv_transpose": lambda x, p: _call(
-        f"F.conv_transpose{int(p['dims'])}d", x[0], x[1], "None", _ints(p["stride"]), _ints(p["padding"]),
+        f"F.conv_transpose{int(p['dims'])}d", x[0], x[1], _bias(x), _ints(p["stride"]), _ints(p["padding"]),
         _ints(p["output_padding"]), str(int(p["groups"])), _ints(p["dilation"]),
     ),
     "fold": lambda x, p: _call(

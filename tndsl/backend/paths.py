@@ -4,8 +4,9 @@ Strategies sit in a registry (as opt_einsum's ``paths``) and are chosen by opera
 exhaustive search over subsets while that is cheap, then a greedy search driven by a heap.
 Both are deterministic — ties go to the lower operand positions — so a network and its
 shapes always give the same path, whatever the hash seed; both are bounded (the subset
-search only runs up to :data:`OPTIMAL_LIMIT` operands, the greedy one is
-``O(pairs · log pairs)``).
+search only runs up to :data:`OPTIMAL_LIMIT` operands, the greedy one weighs at most
+:data:`PARTNERS` partners per operand and label, so a label shared by hundreds of
+operands costs ``O(n · PARTNERS · log n)``, not ``O(n²)``).
 
 A path is a list of ``(i, j)`` position pairs, opt_einsum style: each step removes
 operands ``i < j`` from the current list and appends their contraction at the end.
@@ -17,10 +18,13 @@ import heapq
 import math
 from typing import Callable, Mapping, Sequence
 
-__all__ = ["path", "optimal", "greedy", "STRATEGIES", "OPTIMAL_LIMIT"]
+__all__ = ["path", "optimal", "greedy", "STRATEGIES", "OPTIMAL_LIMIT", "PARTNERS"]
 
 #: Largest operand count for the exhaustive search (3**n subset splits).
 OPTIMAL_LIMIT = 7
+#: Most partners the greedy search weighs for one operand through one label: the
+#: smallest holders of that label (by size, then age).
+PARTNERS = 16
 
 Labels = frozenset
 
@@ -122,15 +126,22 @@ def greedy(operands: Sequence[Labels], keep: frozenset, sizes: Mapping[str, int]
             queued.add(pair)
             heapq.heappush(heap, (_size(result_of(*pair), sizes) - size[a] - size[b], *pair))
 
-    for label in sorted(holders):
+    def push_label(label: str) -> None:
+        """Candidate pairs through ``label``: each holder with its next PARTNERS holders."""
         members = sorted(holders[label])
         for x in range(len(members)):
-            for y in range(x + 1, len(members)):
+            for y in range(x + 1, min(len(members), x + 1 + PARTNERS)):
                 push(members[x], members[y])
+
+    for label in sorted(holders):
+        push_label(label)
     ids = list(range(len(operands)))  # positions in opt_einsum's list, by operand id
     steps: list[tuple[int, int]] = []
     next_id = len(operands)
     while len(alive) > 1:
+        if not heap:  # candidates spent: pairs through labels still shared, if any
+            for label in sorted(label for label, members in holders.items() if len(members) > 1):
+                push_label(label)
         if heap:
             _, a, b = heapq.heappop(heap)
             if a not in alive or b not in alive:
@@ -140,7 +151,8 @@ def greedy(operands: Sequence[Labels], keep: frozenset, sizes: Mapping[str, int]
         result = result_of(a, b)
         i, j = sorted((ids.index(a), ids.index(b)))
         steps.append((i, j))
-        ids = [k for k in ids if k not in (a, b)] + [next_id]
+        del ids[j], ids[i]
+        ids.append(next_id)
         for label in alive[a] | alive[b]:
             counts[label] -= (label in alive[a]) + (label in alive[b])
             holders[label] -= {a, b}
@@ -149,7 +161,7 @@ def greedy(operands: Sequence[Labels], keep: frozenset, sizes: Mapping[str, int]
         for label in result:
             counts[label] += 1
         for label in sorted(result):
-            for other in sorted(holders.get(label, ())):
+            for other in heapq.nsmallest(PARTNERS, holders.get(label, ()), key=lambda k: (size[k], k)):
                 push(other, next_id)
             holders.setdefault(label, set()).add(next_id)
         next_id += 1

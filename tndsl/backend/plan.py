@@ -68,6 +68,7 @@ class _Planner:
         self.params = dict(zip((spec.name for spec in self.network.inputs), self.args))
         self.shapes = dict(zip(self.params, self.signature.shapes))
         self.dtypes = dict(zip(self.params, self.signature.dtypes))
+        self.selected = {spec.name: len(spec.target) for spec in self.network.inputs}
 
     @property
     def gram_steps(self) -> bool:
@@ -79,7 +80,7 @@ class _Planner:
         """An argument as an operand: data cast to the computation's dtype, split into the
         legs of this use; an index keeps its integers (its target legs are not axes)."""
         var = self.params[tensor.name]
-        selected = len(self.network.input(tensor.name).target)
+        selected = self.selected[tensor.name]
         legs = tensor.legs[: len(tensor.legs) - selected]
         if self.dtypes[tensor.name] != self.signature.dtype and not selected:
             var = ops.add("to", var, dtype=str(self.signature.dtype).removeprefix("torch."))
@@ -129,7 +130,7 @@ def plan(
     results = [_term(term, planner) for term in network.terms]
     result = results[0]
     for other in results[1:]:
-        result = ops.add("add", result, other)
+        result = _with_bias(ops, result, other) or _with_bias(ops, other, result) or ops.add("add", result, other)
     flat = tuple(sizes[leg] for leg in network.output_legs)
     grouped = tuple(math.prod(sizes[leg] for leg in group) for group in network.output)
     if grouped != flat:
@@ -154,6 +155,25 @@ class _UnionFind:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[rb] = ra
+
+
+def _with_bias(ops: OpList, conv: str, bias: str) -> str | None:
+    """``conv + bias`` as one convolution with a bias, as ``F.conv2d(x, w, b)`` computes
+    it, where ``conv`` is a convolution's result and ``bias`` a vector broadcast along its
+    channel axis (the ``+ b[co]`` of a layer): one op less, and no expanded operand."""
+    op = ops.producer(conv)
+    if op is None or op.prim not in ("conv", "conv_transpose") or len(op.inputs) != 2:
+        return None
+    shape = ops.shape(conv)
+    view = ops.producer(bias)
+    if view is not None and view.prim == "expand" and tuple(view.param("shape")) == shape:
+        view = ops.producer(view.inputs[0])
+    if view is None or view.prim != "index" or tuple(view.param("index")) != (None, ()) + (None,) * (len(shape) - 2):
+        return None
+    vector = view.inputs[0]
+    if ops.shape(vector) != (shape[1],):
+        return None
+    return ops.add(op.prim, *op.inputs, vector, **dict(op.params))
 
 
 def _term(term: Term, planner: _Planner) -> str:
@@ -235,11 +255,9 @@ def _contract(
         holders = _Holders(operands)
         for i, j in path([op.labels for op in operands], keep, sizes):
             a, b = operands[i], operands[j]
-            rest = [op for n, op in enumerate(operands) if n not in (i, j)]
+            rest = operands[:i] + operands[i + 1 : j] + operands[j + 1 :]  # the path's steps have i < j
             holders.remove(a, b)
-            labels = tuple(dict.fromkeys(l for l in a.labels + b.labels if l in keep or holders.count(l)))
-            if not rest:
-                labels = keep
+            labels = keep if not rest else tuple(dict.fromkeys(l for l in a.labels + b.labels if l in keep or holders.count(l)))
             step = None
             if strategy.gram and planner.gram_steps:
                 step = gram(a, b, labels, sizes, ops, zero, coeff if not rest else 1.0)
@@ -367,7 +385,9 @@ def _single(op: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[st
     var = op.var
     current = op.labels
     if len(set(current)) != len(current):
-        return Operand(labels, var=ops.add("einsum", var, equation=einsum_equation([current], labels)))
+        if len(set(current)) <= MAX_LETTERS:
+            return Operand(labels, var=ops.add("einsum", var, equation=einsum_equation([current], labels)))
+        var, current = _diagonals(var, current, ops)
     summed = [n for n, label in enumerate(current) if label not in labels]
     ones = [n for n in summed if sizes is not None and sizes[current[n]] == 1]
     if ones:
@@ -383,6 +403,19 @@ def _single(op: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[st
     if current != labels:
         var = ops.add("permute", var, dims=tuple(current.index(label) for label in labels))
     return Operand(labels, var=var)
+
+
+def _diagonals(var: str, current: tuple[str, ...], ops: OpList) -> tuple[str, tuple[str, ...]]:
+    """Diagonals of repeated legs one pair at a time, for steps einsum cannot spell
+    (``Tensor.diagonal`` views; each moves the diagonal axis last)."""
+    legs = list(current)
+    while len(set(legs)) != len(legs):
+        label = next(leg for leg in legs if legs.count(leg) > 1)
+        i = legs.index(label)
+        j = legs.index(label, i + 1)
+        var = ops.add("diagonal", var, dim1=i, dim2=j)
+        legs = [leg for n, leg in enumerate(legs) if n not in (i, j)] + [label]
+    return var, tuple(legs)
 
 
 def _pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[str, int]) -> Operand:
@@ -482,9 +515,8 @@ def _einsum_layout(
 
 def _broadcast_pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: Mapping[str, int]) -> Operand:
     """A contraction step with more legs than einsum has letters: align, multiply, sum."""
+    a, b = (_distinct(op, ops, sizes) for op in (a, b))
     union = tuple(dict.fromkeys(a.labels + b.labels))
-    if len(set(a.labels)) != len(a.labels) or len(set(b.labels)) != len(b.labels):
-        raise ValueError(f"a diagonal in a contraction step with more than {MAX_LETTERS} legs")
     aligned = [_align(op, union, ops, sizes) for op in (a, b)]
     var = ops.add("mul", *aligned)
     summed = tuple(n for n, label in enumerate(union) if label not in labels)
@@ -493,6 +525,14 @@ def _broadcast_pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList
     rest = tuple(label for label in union if label in labels)
     result = Operand(rest, var=var)
     return result if rest == labels else _single(result, labels, ops)
+
+
+def _distinct(op: Operand, ops: OpList, sizes: Mapping[str, int]) -> Operand:
+    """``op`` with each repeated leg replaced by its diagonal."""
+    if len(set(op.labels)) == len(op.labels):
+        return op
+    var, labels = _diagonals(_var(op, ops, sizes), op.labels, ops)
+    return Operand(labels, var=var)
 
 
 def _align(op: Operand, union: tuple[str, ...], ops: OpList, sizes: Mapping[str, int]) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import weakref
 from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Iterator, Union
 
 import torch
 
@@ -17,6 +19,7 @@ from ..frontend.parser import parse
 from ..ir import Network, Source, Span, TnCallError, TnError, TnNotSupportedError, TnSyntaxError, sizes_of, solve
 from .constants import ConstantCache
 from .dtypes import autocast_dtype, autocast_key, mixed_floats
+from .dynamic import Axis, free_groups, parametric
 from .einsum import MAX_LETTERS, TooManyLegs
 from .emit import compile_plan, function_name
 from .fx import graph_module
@@ -24,7 +27,10 @@ from .ops import Plan
 from .params import Unbuilt, Variants, normalize
 from .plan import plan
 from .signature import Signature, promote
-from .tracing import new_handle, traced_call, under_mode
+from .tracing import (
+    hint, new_handle, outside_modes, publish, specialise, standin, symbolic, traced_call, under_mode, with_constants,
+    withdraw,
+)
 
 __all__ = ["Program", "Function", "compile", "load"]
 
@@ -84,17 +90,23 @@ class Function:
         self.keywords = self.network.size_table.keywords()
         self.required = _required_keywords(self.network)
         self.params: frozenset[str] = frozenset()  # program parameters a call may bind (set by Program)
-        self._variant: Callable[[dict[str, Any]], Function] | None = None
+        self._program: Program | None = None  # the root program that builds the other bindings (set by Program)
         self._reset_caches()
 
     # -- pickling and copying: the plan caches hold exec'd code, so they are rebuilt; the
-    # per-binding dispatch is a closure over its program, which relinks it when unpickled
-    _CACHES = ("_constants", "_cache", "_fast", "_handle", "_variant")
+    # root program (for per-call parameters) pickles by its text and is rebuilt with it
+    _CACHES = ("_constants", "_cache", "_fast", "_handle", "_dynamic", "_published")
 
     def _reset_caches(self) -> None:
         self._constants = ConstantCache()  # plan-time constants (folded Π), freed with the function
         self._cache: OrderedDict[tuple, tuple[Any, str]] = OrderedDict()  # signature -> (code, source)
         self._fast: dict[tuple, Any] = {}  # call signature -> (function, argument order)
+        # signature with symbolic batch sizes -> code reading them from its arguments, or
+        # None where the plan depends on them (see dynamic.py)
+        self._dynamic: OrderedDict[tuple, Any] = OrderedDict()
+        # static signature seen by dynamo -> the name tracing.publish holds its code under
+        self._published: OrderedDict[tuple, str] = OrderedDict()
+        weakref.finalize(self, withdraw, self._published.values())
         self._handle = new_handle(self)  # what torch.compile sees of this function
 
     def __getstate__(self) -> dict[str, Any]:
@@ -102,12 +114,16 @@ class Function:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._variant = None
         self._reset_caches()
 
     @property
     def name(self) -> str:
         return self.network.name
+
+    @functools.cached_property
+    def _free_groups(self) -> list[tuple[Axis, ...]]:
+        """The argument axes whose sizes may stay symbolic under torch.compile (dynamic.py)."""
+        return free_groups(self.network)
 
     @property
     def __name__(self) -> str:  # noqa: A003 - what torch.jit.trace and profilers name a callable by
@@ -124,14 +140,16 @@ class Function:
     def _for_params(self, kwargs: dict[str, Any]) -> tuple[Function, dict[str, Any]]:
         """The function built for the program parameters among ``kwargs``, and the rest."""
         given = {k: v for k, v in kwargs.items() if k in self.params}
-        if not given or self._variant is None:
+        if not given or self._program is None or self._program.bindings is None:
             return self, kwargs
-        return self._variant(given), {k: v for k, v in kwargs.items() if k not in given}
+        variant = self._program.bindings.get(given, self.name)[self.name]
+        return variant, {k: v for k, v in kwargs.items() if k not in given}
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         if self.params and kwargs and not self.params.isdisjoint(kwargs):
             function, kwargs = self._for_params(kwargs)
-            return function(*args, **kwargs)
+            if function is not self:
+                return function(*args, **kwargs)
         if torch.compiler.is_compiling():  # dynamo: plan and run outside its trace (see tracing.py)
             return traced_call(self._handle, args, kwargs)
         return self._call(*args, **kwargs)
@@ -168,6 +186,105 @@ class Function:
         except NotImplementedError as error:  # planning folds constants with torch too
             raise self._unsupported(error, args, kwargs) from None
 
+    def _static(self, described: tuple, names: tuple, autocast: tuple) -> str | None:
+        """Inside dynamo, for arguments of static shapes (``described`` by tracing.py,
+        positional ones first, then those named ``names``): the name of this signature's
+        published code and argument order, planned now if need be; bad arguments raise
+        the eager call's TnCallError (dynamo wraps it). None sends the call to the traced
+        region: an autocast region opened inside the compiled function (dynamo's
+        autocast state is not the process's)."""
+        if autocast != autocast_key():
+            return None
+        key = (described, names, autocast)
+        name = self._published.get(key)
+        if name is not None:
+            self._published.move_to_end(key)
+            return name
+        with outside_modes():
+            values = [standin(tuple(d[0]), d[1], d[2]) if len(d) == 3 else d[0] for d in described]
+            given = len(described) - len(names)
+            tensors, keywords = self._bind(tuple(values[:given]), dict(zip(names, values[given:])))
+            try:
+                function = self._planned(tensors, keywords)
+            except NotImplementedError as error:  # planning folds constants with torch too
+                raise self._unsupported(error, tuple(values), {}) from None
+        positions = {n: i for i, n in enumerate(self.inputs[:given])}
+        order = tuple(positions.get(n, n) for n in self.inputs)
+        name = self._published[key] = publish((function, None if order == tuple(range(given)) else order))
+        if len(self._published) > MAX_PLANS:
+            withdraw([self._published.popitem(last=False)[1]])
+        return name
+
+    def _traced(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """A call inside ``torch.compile`` (see tracing.py): planned outside the trace's
+        modes on stand-ins of the arguments, cached, its constants lifted into the trace.
+        Symbolic sizes of free argument axes stay symbolic where the plan allows
+        (dynamic.py); every other symbolic size is specialised."""
+        if not under_mode():  # the region run eagerly (dynamo's "eager" backend): a plain call
+            return self._call(*args, **kwargs)
+        kwargs = {k: specialise(v) if isinstance(v, torch.SymInt) else v for k, v in kwargs.items()}
+        tensors, keywords = self._bind(args, kwargs)
+        shapes = [tuple(t.shape) for t in tensors]
+        groups = [g for g in self._free_groups if symbolic(shapes[g[0][0]][g[0][1]])]
+        groups = [g for g in groups if hint(shapes[g[0][0]][g[0][1]]) >= 2]
+        for group in groups:  # the axes of one group keep one size (a guard, as torch adds)
+            (i, j), *rest = group
+            for k, l in rest:
+                if shapes[k][l] != shapes[i][j]:
+                    raise self._error(
+                        f"axis {j} of '{self.inputs[i]}' ({hint(shapes[i][j])}) and axis {l} of '{self.inputs[k]}' "
+                        f"({hint(shapes[k][l])}) are one leg: their sizes must be equal"
+                    )
+        free = {axis for group in groups for axis in group}
+        sizes = [tuple(hint(d) for d in shape) for shape in shapes]
+        autocast = autocast_dtype(tensors[0].device) if tensors else None
+        key = (
+            tuple(tuple(None if (i, j) in free else d for j, d in enumerate(shape)) for i, shape in enumerate(sizes)),
+            tuple((t.dtype, t.device) for t in tensors), tuple(keywords.items()), autocast,
+        )
+        try:
+            with outside_modes():
+                standins = [standin(shape, t.dtype, t.device) for shape, t in zip(sizes, tensors)]
+                function = self._dynamic.get(key) if groups else None
+                if groups and key not in self._dynamic:
+                    function = self._dynamic[key] = self._parametric(standins, keywords, groups)
+                    if len(self._dynamic) > MAX_PLANS:
+                        self._dynamic.popitem(last=False)
+                if function is None:  # static shapes, or a plan that depends on the symbolic sizes
+                    free = set()
+                    function = self._planned(standins, keywords)
+        except NotImplementedError as error:  # planning folds constants with torch too
+            raise self._unsupported(error, args, kwargs) from None
+        for i, shape in enumerate(shapes):
+            for j, d in enumerate(shape):
+                if (i, j) not in free:
+                    specialise(d)
+        return with_constants(function)(*tensors)
+
+    def _parametric(self, standins: list[torch.Tensor], keywords: dict[str, int], groups: list[tuple[Axis, ...]]) -> Any:
+        """The code for these stand-ins with each group's size read from the arguments, or
+        None where the plan depends on those sizes (see dynamic.py): the plan at these
+        sizes against the plans with one group's size one larger."""
+        base = self._plan(standins, keywords)
+        probes = []
+        for group in groups:
+            bumped = [list(t.shape) for t in standins]
+            for i, j in group:
+                bumped[i][j] += 1
+            try:
+                probe = self._plan([standin(tuple(s), t.dtype, t.device) for s, t in zip(bumped, standins)], keywords)
+            except TnError:
+                return None
+            (i, j) = group[0]
+            probes.append((group[0], standins[i].shape[j], probe))
+        dtype = promote(standins)[0]
+        general = parametric(base, probes, dtype.is_floating_point or dtype.is_complex)
+        if general is None:
+            return None
+        shapes = [["*" if (i, j) in {a for g in groups for a in g} else d for j, d in enumerate(t.shape)]
+                  for i, t in enumerate(standins)]
+        return compile_plan(general, function_name(self.name), f"tndsl network {self.name!r} for shapes {shapes}")[0]
+
     def _planned(self, tensors: list[torch.Tensor], keywords: dict[str, int]) -> Any:
         """The compiled function for this call signature (and autocast state), planned once and cached."""
         autocast = autocast_dtype(tensors[0].device) if tensors else None
@@ -201,6 +318,9 @@ class Function:
     def fx(self, *args: Any, **kwargs: Any) -> torch.fx.GraphModule:
         """The plan for these arguments' signature as a ``torch.fx.GraphModule`` (its
         constants are tensor attributes): it pickles, scripts, and needs no tndsl to run."""
+        function, kwargs = self._for_params(kwargs)
+        if function is not self:
+            return function.fx(*args, **kwargs)
         tensors, keywords = self._bind(args, kwargs)
         return graph_module(self._compile(tensors, keywords, ConstantCache())[0], function_name(self.name))
 
@@ -336,9 +456,12 @@ class Program:
             variants: Variants[Program] = Variants(self.params, set(given), make, self)
             self.bindings = variants
             free = frozenset(self.params)
-            for name, function in self.functions.items():
+            for function in self.functions.values():
                 function.params = free
-                function._variant = lambda binding, name=name: variants.get(binding, name)[name]
+                function._program = self
+        for name, function in self.functions.items():  # found without __getattr__ (which dynamo would trace)
+            if name not in self.__dict__ and not hasattr(type(self), name):
+                self.__dict__[name] = function
 
     def __reduce__(self) -> tuple:
         """Pickled by its text and arguments: rebuilt (plans and bindings afresh) when loaded."""

@@ -153,7 +153,8 @@ def _solve(network, shapes, keywords, strict=False, use_keywords=True):
                 rules.append(_delta_rule(tensor.legs))
     # first every exact rule; only then, for what is still unknown, a strided Π's
     # transpose rule (its smallest input size: the guess a user declares with output_padding)
-    for allowed in (False,) if strict else (False, True):
+    has_patterns = any(t.kind is Kind.PATTERN for term in network.terms for t in term.tensors)
+    for allowed in (False,) if strict or not has_patterns else (False, True):
         guesses[0] = allowed
         changed = True
         while changed:
@@ -166,11 +167,12 @@ def _solve(network, shapes, keywords, strict=False, use_keywords=True):
 
 def _axis_rule(name: str, axis_index: int, declared: tuple[str, ...], legs: tuple[str, ...], dim: Value):
     where = f"axis {axis_index} of {name}"
+    if len(legs) == 1:
+        source = f"{where} (leg {declared[0]})"
+        return lambda state: state.set(legs[0], dim, source, empty=True)
 
     def rule(state: _State) -> bool:
         values = [state.get(leg) for leg in legs]
-        if len(legs) == 1:
-            return state.set(legs[0], dim, f"{where} (leg {declared[0]})", empty=True)
         missing = [i for i, v in enumerate(values) if v is None]
         ints = [v for v in values if isinstance(v, int)]
         if not missing and isinstance(dim, int) and len(ints) == len(values) and math.prod(ints) != dim:
