@@ -272,8 +272,8 @@ def test_selected_entries_are_copied_as_rows_where_that_is_cheaper():
     """Many samples of a tensor with legs only it has (d): one copy of V with those legs
     last, then one row per index; legs contracted with another operand stay in front."""
     text = "index J[s -> o]\ninput V[n, m, d, o]\ninput W[n, m]\nY[d, s] = V[n, m, d, o] * J[s, o] * W[n, m]\n"
-    v, w = torch.randn(3, 2, 40, 6, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
-    j = torch.randint(6, (20,))
+    v, w = torch.randn(3, 2, 400, 60, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
+    j = torch.randint(60, (200,))
     program = tndsl.compile(text, lowering="always")  # by cost, W·V first and a one-hot would do
     (select,) = [op for op in program.Y.plan(j, v, w).ops if op.prim == "select_flat"]
     assert select.param("first") == 2 and select.param("trail") == 1  # [n, m, s, d]

@@ -11,12 +11,17 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
-__all__ = ["shape_of", "flops_of", "einsum_layout", "Shape", "BYTE_FLOPS", "INDEX_FLOPS", "FOLD_ELEMENT_FLOPS", "CONV_ELEMENT_FLOPS", "VIEWS"]
+__all__ = ["shape_of", "flops_of", "einsum_layout", "Shape", "BYTE_FLOPS", "INDEX_FLOPS", "OP_FLOPS", "FOLD_ELEMENT_FLOPS", "CONV_ELEMENT_FLOPS", "VIEWS"]
 
 Shape = tuple[int, ...]
 
 #: How many flops one byte moved counts as.
 BYTE_FLOPS = 2.0
+
+#: What one call of a torch op costs besides its work (dispatch, allocation, a kernel
+#: launch: a few µs, as long as a CPU matrix product takes for 500 kflop), so that small
+#: networks take the plan with fewer ops.
+OP_FLOPS = 500_000.0
 
 #: What one index of an indexing op costs besides the entries it copies (an
 #: ``index_select`` copies a row of contiguous entries per index: one entry per index is

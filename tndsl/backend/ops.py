@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from .cost import BYTE_FLOPS, VIEWS, Shape, flops_of, shape_of
+from .cost import BYTE_FLOPS, OP_FLOPS, VIEWS, Shape, flops_of, shape_of
 
 __all__ = ["Op", "Plan", "OpList"]
 
@@ -173,13 +173,14 @@ class OpList:
         return live
 
     def cost(self, result: str) -> float:
-        """Flops plus bytes moved (times :data:`BYTE_FLOPS`) of computing ``result``."""
+        """Flops plus bytes moved (times :data:`BYTE_FLOPS`) of computing ``result``, plus
+        :data:`OP_FLOPS` per op that is not a view."""
         total = 0.0
         for op in self.live(result):
             flops, moved = flops_of(op.prim, [self.shapes[n] for n in op.inputs], dict(op.params), self.shapes[op.out])
             if op.prim == "reshape" and self._strided(op.inputs[0]):
                 moved = 2.0 * math.prod(self.shapes[op.out])  # reshaping a strided view copies it
-            total += flops + BYTE_FLOPS * moved * self.itemsize
+            total += flops + BYTE_FLOPS * moved * self.itemsize + (OP_FLOPS if moved else 0.0)
         return total
 
     def _strided(self, name: str) -> bool:
