@@ -224,7 +224,9 @@ def einsum_layout(x: Sequence[Shape], equation: str) -> tuple[int, int]:
         for c, v in zip(spec, shape):
             if v != 1:
                 where[c] = len(where)
-        batch, own, summed = [], [], []
+        batch: list[int] = []
+        own: list[int] = []
+        summed: list[int] = []
         for c in output:
             if c in where:
                 (batch if c in other else own).append(where[c])
