@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 GALLERY := $(sort $(wildcard gallery/*.tn))
+# Named in every install so that no dependency can replace it (pip refuses instead).
+TORCH := torch==2.13.0
 
 .PHONY: demo test docs fuzz bench venv clean
 
@@ -13,8 +15,13 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,singd]'  # singd: the adapter's tests (torch stays pinned)
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q $(TORCH) -e '.[test,singd]'  # singd: the adapter's tests
+	# curvlinops (the adapter's tests): its dependency backpack-for-pytorch requires torchvision,
+	# which has no build for CPU torch 2.13.0 on PyPI (0.28.0 fails at import; a newer one would
+	# replace torch), and neither package imports it: both without dependencies, then the rest.
+	$(PY) -m pip install -q --no-deps curvlinops-for-pytorch==3.0.1 backpack-for-pytorch==1.7.1
+	$(PY) -m pip install -q $(TORCH) scipy linear_operator unfoldNd tqdm einops einconv==0.1.0
 	touch $@
 
 demo: venv

@@ -64,11 +64,15 @@ def _positions(layer: _ConvNd, x: Tensor) -> int:
     return math.prod(PatternSpec.out_size(s, n, k) for s, n, k in zip(specs, sizes, kernel))
 
 
-def input_sum(layer: nn.Module, x: Tensor, approx: Approx = "expand", bias: bool | None = None) -> Tensor:
+def input_sum(
+    layer: nn.Module, x: Tensor, approx: Approx = "expand", bias: bool | None = None, *, group_mean: bool = False
+) -> Tensor:
     """The unscaled input-based factor per group, ``[groups, D, D]``: for ``expand`` the sum
     over samples and positions of the unfolded input's outer products, for ``reduce`` the
     sum over samples of the outer products of its average over positions; ``D`` counts
-    ``in_channels/groups · prod(kernel_size)`` (+ 1, the bias row, with ``bias``)."""
+    ``in_channels/groups · prod(kernel_size)`` (+ 1, the bias row, with ``bias``).
+    ``group_mean`` averages the input over channel groups first, so the unfolded input is
+    the patches averaged over groups (singd's and curvlinops' convention): ``[1, D, D]``."""
     _check(layer, approx)
     bias = layer.bias is not None if bias is None else bias
     if isinstance(layer, nn.Linear):
@@ -84,6 +88,10 @@ def input_sum(layer: nn.Module, x: Tensor, approx: Approx = "expand", bias: bool
     sizes = {"g": layer.groups, **{f"k{d + 1}": k for d, k in enumerate(layer.kernel_size)}}
     if x.dim() != dims + 2:
         raise TnError(f"{type(layer).__name__} takes inputs with {dims + 2} axes (batched), got shape {tuple(x.shape)}")
+    groups = layer.groups
+    if group_mean and groups > 1:
+        x = x.reshape(x.shape[0], groups, -1, *x.shape[2:]).mean(1)
+        sizes["g"] = 1
     params = _params(layer)
     if approx == "reduce":
         mean = program()[f"{prefix}Mean{dims}"](x, **sizes, **params)  # [n, g, D]
@@ -99,16 +107,18 @@ def input_sum(layer: nn.Module, x: Tensor, approx: Approx = "expand", bias: bool
     return torch.cat([top, torch.cat([total, count], -1).unsqueeze(1)], 1)
 
 
-def output_sum(layer: nn.Module, grad_output: Tensor, approx: Approx = "expand") -> Tensor:
+def output_sum(layer: nn.Module, grad_output: Tensor, approx: Approx = "expand", *, per_group: bool = True) -> Tensor:
     """The unscaled output-gradient factor per group, ``[groups, E, E]`` (``E`` =
     ``out_channels/groups``): for ``expand`` the sum over samples and positions of the
-    gradient's outer products, for ``reduce`` that of its sum over positions, per sample."""
+    gradient's outer products, for ``reduce`` that of its sum over positions, per sample.
+    ``per_group=False`` gives one block over all output channels, ``[1, out_channels,
+    out_channels]`` (singd's and curvlinops' convention)."""
     _check(layer, approx)
     n = grad_output.shape[0]
     if isinstance(layer, nn.Linear):
         flat = grad_output.reshape(n, -1, grad_output.shape[-1]).unsqueeze(1)  # [n, 1, s, e]
     else:
-        groups = cast(_ConvNd, layer).groups
+        groups = cast(_ConvNd, layer).groups if per_group else 1
         flat = grad_output.reshape(n, groups, -1, math.prod(grad_output.shape[2:])).transpose(2, 3)  # [n, g, s, e]
     if approx == "reduce":
         flat = flat.sum(2, keepdim=True)
