@@ -19,9 +19,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q $(TORCH) -e '.[test,singd]'  # singd: the adapter's tests
 	# curvlinops (the adapter's tests): its dependency backpack-for-pytorch requires torchvision,
 	# which has no build for CPU torch 2.13.0 on PyPI (0.28.0 fails at import; a newer one would
-	# replace torch), and neither package imports it: both without dependencies, then the rest.
-	$(PY) -m pip install -q --no-deps curvlinops-for-pytorch==3.0.1 backpack-for-pytorch==1.7.1
+	# replace torch), and neither package imports it: their other dependencies, then both
+	# without dependencies.
 	$(PY) -m pip install -q $(TORCH) scipy linear_operator unfoldNd tqdm einops einconv==0.1.0
+	$(PY) -m pip install -q --no-deps curvlinops-for-pytorch==3.0.1 backpack-for-pytorch==1.7.1
 	touch $@
 
 demo: venv
