@@ -50,9 +50,10 @@ fuzz: venv
 	@cat out/fuzz-report.txt
 
 bench: venv
-	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m pip install -q $(TORCH) -e '.[bench]'
 	$(PY) -m bench.run --device cpu --size small --out bench/out-cpu
 	$(PY) -m bench.update_docs bench/out-cpu
+	$(PY) -m bench.optimizers --device cpu --size small --out bench/out-optimizers-cpu --docs docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info .pytest_cache .mypy_cache

@@ -105,7 +105,7 @@ def build(model_name: str, variant: str, device: str, seed: int = 0) -> Trainer:
         model, params=supported, lr=LR, T=1, structures=("diagonal", "diagonal"), kfac_approx=approx,
         normalize_lr_cov=True, warn_unsupported=False,
     )
-    return Trainer(model, [singd, torch.optim.SGD(rest, lr=LR)], tndsl)
+    return Trainer(model, [singd, torch.optim.SGD(rest, lr=LR)] if rest else [singd], tndsl)
 
 
 def data(size: str, device: str) -> tuple[Tensor, Tensor]:
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=list(SIZES), default="small")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {', '.join(MODELS)}")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {', '.join(VARIANTS)}")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per model (default 5)")
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per model (default 7)")
     parser.add_argument(
         "--threads", type=int, help="torch threads (default: 1 on CPU, where a shared machine stalls OpenMP barriers)"
     )
