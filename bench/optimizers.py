@@ -16,6 +16,9 @@ of 256×256 (a GPU). float32, TF32 off.
 Time: per model, a child process builds every variant from the same initial weights, runs
 two warm-up steps each (tndsl plans there), then ``R`` interleaved rounds whose order
 rotates; medians, and × SGD as the median over rounds of the time over SGD's in that round.
+On CPU a step's time is the process's CPU time with one torch thread (``--threads``): on a
+shared machine wall-clock time mostly measures the other processes, and two threads wait
+on each other at every op (a tiny matmul took 24 ms instead of 0.14 ms here under load).
 Memory: a child process per (model, variant) builds it, runs two steps and reports the peak
 of a third: CUDA allocator peak (``max_memory_allocated``), or on CPU the peak RSS
 (``VmHWM``, reset through ``/proc/self/clear_refs``) minus the RSS before the model was
@@ -117,13 +120,17 @@ def data(size: str, device: str) -> tuple[Tensor, Tensor]:
 
 
 def _timed(trainer: Trainer, x: Tensor, y: Tensor, device: str) -> float:
+    """Seconds of one step: wall-clock with synchronisation on CUDA; on CPU the process's
+    CPU time, which other processes on a shared machine do not inflate (one torch thread)."""
     if device == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
+        start = time.perf_counter()
+        trainer.step(x, y)
+        torch.cuda.synchronize()
+        return time.perf_counter() - start
+    start = time.process_time()
     trainer.step(x, y)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def _time_model(
@@ -277,7 +284,8 @@ def section(results: dict[str, Any], image: str) -> str:
     return (
         f"### {'GPU' if m['device'] == 'cuda' else 'CPU'}: batch {batch} of {side}×{side}\n\n"
         f"`{m['command']}` — {m['date']}, {where}; torch {m['torch']}, singd {results['singd']}, "
-        f"git {m['git']}. {results['rounds']} interleaved rounds after 2 warm-up steps per variant.\n\n"
+        f"git {m['git']}. {results['rounds']} interleaved rounds after 2 warm-up steps per variant; "
+        f"{'wall-clock' if m['device'] == 'cuda' else 'CPU time of the process, one torch thread'} per step.\n\n"
         + table(results["rows"]) + f"\n![step time and peak memory × SGD]({image})\n"
     )
 
