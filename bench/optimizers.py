@@ -49,7 +49,7 @@ from torch import Tensor, nn
 from bench.models import MODELS
 from bench.run import _status_kib, _version, machine_info, set_precision
 
-__all__ = ["main", "run_model", "VARIANTS", "SIZES", "PAPER"]
+__all__ = ["main", "run_model", "build", "table", "section", "refresh", "VARIANTS", "SIZES", "PAPER"]
 
 #: Variant → (label, SINGD's kfac_approx or None for SGD, whether tndsl's factors are used).
 VARIANTS: dict[str, tuple[str, str | None, bool]] = {
@@ -229,20 +229,27 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    """A markdown table, one row per (model, variant), with the paper's figures beside."""
+    """A markdown table, one row per (model, variant)."""
     lines = [
-        "| model | variant | step (ms) | × SGD time | peak memory (MiB) | × SGD memory | paper (A40): time · memory |",
-        "|---|---|---|---|---|---|---|",
+        "| model | variant | step (ms) | × SGD time | peak memory (MiB) | × SGD memory |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
-        paper = PAPER[row["model"]]
-        key = "tn" if row["variant"] == "singd_tndsl_reduce" else "singd" if row["variant"] == "singd_einconv" else None
-        cited = f"{paper[key][0]:.2f}× · {paper[key][1]:.2f}×" if key else ""
         lines.append(
             f"| {row['model']} | {row['label']} | {_fmt(row['median_ms'], '.0f')} | {_fmt(row['time_x_sgd'], '.2f')} "
-            f"| {_fmt(row['peak_mib'], '.0f')} | {_fmt(row['memory_x_sgd'], '.2f')} | {cited} |"
+            f"| {_fmt(row['peak_mib'], '.0f')} | {_fmt(row['memory_x_sgd'], '.2f')} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def paper_line(models: list[str]) -> str:
+    """The paper's figures for these models, for the reader to hold the table against."""
+    parts = [
+        f"{name}: SINGD {PAPER[name]['singd'][0]:.2f}× · {PAPER[name]['singd'][1]:.2f}×, "
+        f"SINGD+TN {PAPER[name]['tn'][0]:.2f}× · {PAPER[name]['tn'][1]:.2f}×"
+        for name in models
+    ]
+    return "The paper (A40, batch 128; time · memory × SGD): " + "; ".join(parts) + ".\n"
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -280,13 +287,15 @@ def section(results: dict[str, Any], image: str) -> str:
     """The docs section for this device: how it was made, the table, the plot."""
     m = results["machine"]
     batch, side = SIZES[results["size"]]
-    where = m.get("gpu") or f"{m['cpu']}, {m['cpu_threads']} threads, load average {m['load_average']} at the start"
+    threads = f"{m['cpu_threads']} thread{'s' if m['cpu_threads'] != 1 else ''}"
+    where = m.get("gpu") or f"{m['cpu']}, {threads}, load average {m['load_average']} at the start"
     return (
         f"### {'GPU' if m['device'] == 'cuda' else 'CPU'}: batch {batch} of {side}×{side}\n\n"
         f"`{m['command']}` — {m['date']}, {where}; torch {m['torch']}, singd {results['singd']}, "
         f"git {m['git']}. {results['rounds']} interleaved rounds after 2 warm-up steps per variant; "
-        f"{'wall-clock' if m['device'] == 'cuda' else 'CPU time of the process, one torch thread'} per step.\n\n"
-        + table(results["rows"]) + f"\n![step time and peak memory × SGD]({image})\n"
+        f"time per step: {'wall-clock' if m['device'] == 'cuda' else 'CPU time of the process'}.\n\n"
+        + table(results["rows"]) + "\n" + paper_line(list(dict.fromkeys(r["model"] for r in results["rows"])))
+        + f"\n![step time and peak memory × SGD]({image})\n"
     )
 
 
@@ -303,6 +312,47 @@ def refresh(docs: Path, results: dict[str, Any], plot_path: Path) -> None:
     docs.write_text(pattern.sub(lambda _: f"{start}\n{section(results, image)}{end}", text), encoding="utf-8")
 
 
+def factor_times(model_name: str, size: str, rounds: int = 3) -> dict[str, float]:
+    """Milliseconds per step of SINGD's input term over the model's convolutions (sum of
+    per-layer medians, CPU time, one thread): KFAC-reduce's averaged patches, singd's
+    (einconv) against tndsl's; the diagonal of KFAC-expand's ``aᵀa``, from singd's
+    processed patches against tndsl's ``Diag2``."""
+    from singd.optim import utils
+
+    from tndsl.integrations.singd import expand_gram_diagonal, extract_averaged_patches
+
+    torch.set_num_threads(1)
+    model, (x, _) = MODELS[model_name](CLASSES), data(size, "cpu")
+    inputs: dict[nn.Conv2d, Tensor] = {}
+    hooks = [m.register_forward_pre_hook(lambda m, a: inputs.setdefault(m, a[0].detach()))
+             for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+
+    def reduce(extract: Callable[..., Tensor]) -> Callable[[nn.Conv2d, Tensor], Tensor]:
+        return lambda m, a: extract(a, m.kernel_size, m.stride, m.padding, m.dilation, m.groups)
+
+    functions: dict[str, Callable[[nn.Conv2d, Tensor], Tensor]] = {
+        "reduce, singd (einconv)": reduce(utils._extract_averaged_patches),
+        "reduce, tndsl": reduce(extract_averaged_patches),
+        "expand diagonal, singd (unfold)": lambda m, a: (utils.process_input(a, m, "expand") ** 2).sum(0),
+        "expand diagonal, tndsl": lambda m, a: expand_gram_diagonal(a, m),
+    }
+    totals = dict.fromkeys(functions, 0.0)
+    for layer, a in inputs.items():
+        for name, function in functions.items():
+            function(layer, a)
+            times = []
+            for _ in range(rounds):
+                start = time.process_time()
+                function(layer, a)
+                times.append(time.process_time() - start)
+            totals[name] += 1e3 * statistics.median(times)
+    return totals
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     argv = sys.argv[1:] if argv is None else argv
@@ -317,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=Path("bench/out-optimizers"))
     parser.add_argument("--docs", type=Path, help="refresh this device's section of this page (docs/benchmarks.md)")
+    parser.add_argument("--factors", action="store_true", help="only time SINGD's input terms per model (CPU)")
     args = parser.parse_args(argv)
     models, variants = args.models.split(","), args.variants.split(",")
     unknown = [n for n in models if n not in MODELS] + [v for v in variants if v not in VARIANTS]
@@ -324,6 +375,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown model(s) or variant(s): {', '.join(unknown)}")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device")
+    if args.factors:
+        for name in models:
+            totals = _in_child(factor_times, name, args.size)
+            print(f"{name}, batch {SIZES[args.size][0]} of {SIZES[args.size][1]}²: "
+                  + ", ".join(f"{k} {v:.1f} ms" for k, v in totals.items()))
+        return 0
     threads = args.threads or (1 if args.device == "cpu" else torch.get_num_threads())
     machine = machine_info(args.device, argv)
     machine["cpu_threads"] = threads
