@@ -1,7 +1,8 @@
 """Whole training steps with SGD and SINGD variants: time and peak memory, side by side.
 
     python -m bench.optimizers [--device cpu|cuda] [--size small|full] [--models resnet18,vgg19]
-                               [--rounds R] [--out DIR] [--docs docs/benchmarks.md]
+                               [--variants ...] [--rounds R] [--threads T] [--out DIR]
+                               [--docs docs/benchmarks.md] [--factors]
 
 A step is forward, backward and the optimizer step of ResNet-18 or VGG-19 (``bench.models``,
 torchvision's layer shapes, 1000 classes) on one fixed batch of synthetic data. Variants:
@@ -41,13 +42,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
 
 from bench.models import MODELS
 from bench.run import _status_kib, _version, machine_info, set_precision
+from tndsl.integrations.singd import use_tndsl
 
 __all__ = ["main", "run_model", "build", "table", "section", "refresh", "VARIANTS", "SIZES", "PAPER"]
 
@@ -76,20 +78,12 @@ class Trainer:
     tndsl: bool
 
     def step(self, x: Tensor, y: Tensor) -> None:
-        with _tndsl() if self.tndsl else contextlib.nullcontext():
+        with use_tndsl() if self.tndsl else contextlib.nullcontext():
             for optimizer in self.optimizers:
                 optimizer.zero_grad()
             nn.functional.cross_entropy(self.model(x), y).backward()
             for optimizer in self.optimizers:
                 optimizer.step()
-
-
-@contextlib.contextmanager
-def _tndsl() -> Iterator[None]:
-    from tndsl.integrations.singd import use_tndsl
-
-    with use_tndsl():
-        yield
 
 
 def build(model_name: str, variant: str, device: str, seed: int = 0) -> Trainer:
@@ -133,16 +127,14 @@ def _timed(trainer: Trainer, x: Tensor, y: Tensor, device: str) -> float:
     return time.process_time() - start
 
 
-def _time_model(
-    model_name: str, variants: list[str], device: str, size: str, rounds: int, warmup: int, threads: int
-) -> dict[str, list[float]]:
+def _time_model(model_name: str, variants: list[str], device: str, size: str, rounds: int, threads: int) -> dict[str, list[float]]:
     """Seconds per step of each variant over interleaved rounds (in this process)."""
     set_precision()
     torch.set_num_threads(threads)
     x, y = data(size, device)
     trainers = {v: build(model_name, v, device) for v in variants}
     for trainer in trainers.values():
-        for _ in range(warmup):
+        for _ in range(2):  # tndsl plans here
             trainer.step(x, y)
     times: dict[str, list[float]] = {v: [] for v in variants}
     for r in range(rounds):
@@ -155,8 +147,7 @@ def _peak_mib(model_name: str, variant: str, device: str, size: str, threads: in
     """Peak memory of a step after two (in this process, which must be fresh)."""
     set_precision()
     torch.set_num_threads(threads)
-    importlib.import_module("singd.optim.optimizer")  # the libraries are not the variant's memory
-    importlib.import_module("tndsl.integrations.singd")
+    importlib.import_module("singd.optim.optimizer")  # the library is not the variant's memory
     if device == "cpu":
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 1 << 16)  # M_MMAP_THRESHOLD: big buffers are mmapped...
@@ -201,12 +192,9 @@ def _in_child(function: Callable[..., Any], *args: Any) -> Any:
     return result
 
 
-def run_model(
-    model_name: str, variants: list[str], device: str, size: str, rounds: int, threads: int, warmup: int = 2,
-    memory: bool = True,
-) -> list[dict[str, Any]]:
+def run_model(model_name: str, variants: list[str], device: str, size: str, rounds: int, threads: int) -> list[dict[str, Any]]:
     """One row per variant: median step time, × SGD, peak memory and × SGD's."""
-    times = _in_child(_time_model, model_name, variants, device, size, rounds, warmup, threads)
+    times = _in_child(_time_model, model_name, variants, device, size, rounds, threads)
     if isinstance(times, str):
         raise RuntimeError(f"{model_name}: {times}")
     rows = []
@@ -214,7 +202,7 @@ def run_model(
         row: dict[str, Any] = {"model": model_name, "variant": v, "label": VARIANTS[v][0]}
         row["median_ms"] = 1e3 * statistics.median(times[v])
         row["time_x_sgd"] = statistics.median(t / s for t, s in zip(times[v], times["sgd"])) if "sgd" in times else None
-        peak = _in_child(_peak_mib, model_name, v, device, size, threads) if memory else None
+        peak = _in_child(_peak_mib, model_name, v, device, size, threads)
         row["peak_mib"] = peak if isinstance(peak, float) else None
         row["error"] = peak if isinstance(peak, str) else None
         rows.append(row)
