@@ -200,7 +200,8 @@ def run_model(model_name: str, variants: list[str], device: str, size: str, roun
     rows = []
     for v in variants:
         row: dict[str, Any] = {"model": model_name, "variant": v, "label": VARIANTS[v][0]}
-        row["median_ms"] = 1e3 * statistics.median(times[v])
+        row["times_ms"] = [1e3 * t for t in times[v]]
+        row["median_ms"] = statistics.median(row["times_ms"])
         row["time_x_sgd"] = statistics.median(t / s for t, s in zip(times[v], times["sgd"])) if "sgd" in times else None
         peak = _in_child(_peak_mib, model_name, v, device, size, threads)
         row["peak_mib"] = peak if isinstance(peak, float) else None
