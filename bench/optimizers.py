@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=list(SIZES), default="small")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {', '.join(MODELS)}")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {', '.join(VARIANTS)}")
-    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per model (default 7)")
+    parser.add_argument("--rounds", type=int, default=11, help="timed rounds per model (default 11)")
     parser.add_argument(
         "--threads", type=int, help="torch threads (default: 1 on CPU, where a shared machine stalls OpenMP barriers)"
     )
