@@ -1,11 +1,14 @@
 # tndsl: `make demo` compiles, checks and renders the gallery; `make test` runs the tests;
 # `make docs` redraws the pictures the docs show (committed) and docs/gallery.md; `make bench`
-# times the issue 6 suite and the open-world networks on CPU and rewrites docs/benchmarks.md.
+# times the issue 6 suite, the open-world networks and the optimizer steps on CPU and rewrites
+# docs/benchmarks.md.
 # Each creates .venv on first use (CPU torch 2.13.0, never a CUDA build).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 GALLERY := $(sort $(wildcard gallery/*.tn))
+# Named in every install so that no dependency can replace it (pip refuses instead).
+TORCH := torch==2.13.0
 
 .PHONY: demo test docs fuzz bench venv clean
 
@@ -14,8 +17,14 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,singd]'  # singd: the adapter's tests (torch stays pinned)
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q $(TORCH) -e '.[test,singd]'  # singd: the adapter's tests
+	# curvlinops (the adapter's tests): its dependency backpack-for-pytorch requires torchvision,
+	# which has no build for CPU torch 2.13.0 on PyPI (0.28.0 fails at import; a newer one would
+	# replace torch), and neither package imports it: their other dependencies, then both
+	# without dependencies.
+	$(PY) -m pip install -q $(TORCH) scipy linear_operator unfoldNd tqdm einops einconv==0.1.0
+	$(PY) -m pip install -q --no-deps curvlinops-for-pytorch==3.0.1 backpack-for-pytorch==1.7.1
 	touch $@
 
 demo: venv
@@ -43,10 +52,11 @@ fuzz: venv
 	@cat out/fuzz-report.txt
 
 bench: venv
-	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m pip install -q $(TORCH) -e '.[bench]'
 	$(PY) -m bench.run --device cpu --size small --out bench/out-cpu
 	$(PY) -m bench.update_docs bench/out-cpu
 	$(PY) -m bench.open_world --device cpu --budget 3 --out bench/out-cpu --docs docs/benchmarks.md
+	$(PY) -m bench.optimizers --device cpu --size small --out bench/out-optimizers-cpu --docs docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info .pytest_cache .mypy_cache

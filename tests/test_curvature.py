@@ -83,9 +83,11 @@ def _layers(count: int, seed: int = 12):
 GRID = list(_layers(24))
 
 
-@pytest.mark.parametrize("approx", ["expand", "reduce"])
+@pytest.mark.parametrize("approx, gram_from", [("expand", 0), ("expand", 10**9), ("reduce", 0)], ids=["expand-gram", "expand-patches", "reduce"])
 @pytest.mark.parametrize("case", range(len(GRID)))
-def test_input_factor_matches_unfold(case, approx):
+def test_input_factor_matches_unfold(case, approx, gram_from, monkeypatch):
+    """Both KFAC-expand paths (the Gram-first program, the patches' product) on every layer."""
+    monkeypatch.setattr(tndsl.curvature.factors, "GRAM_MIN_POSITIONS", gram_from)
     layer, x = GRID[case]
     bias = layer.bias is not None
     expected = reference_input(layer, x, approx, bias)

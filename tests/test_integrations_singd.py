@@ -11,7 +11,9 @@ from torch import nn
 singd_utils = pytest.importorskip("singd.optim.utils")
 from singd.optim.optimizer import SINGD  # noqa: E402
 
-from tndsl.integrations.singd import expand_gram, extract_averaged_patches, extract_patches, use_tndsl  # noqa: E402
+from tndsl.integrations.singd import (  # noqa: E402
+    expand_gram, expand_gram_diagonal, extract_averaged_patches, extract_patches, use_tndsl,
+)
 
 CASES = [  # kernel_size, stride, padding, dilation, groups
     (3, 1, 1, 1, 1),
@@ -40,15 +42,17 @@ def test_expand_gram_equals_singds_processed_input(case, bias):
     x = torch.randn(3, 4, 9, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     a = singd_utils.process_input(x, layer, "expand")
     assert torch.allclose(expand_gram(x, layer), a.T @ a, atol=1e-12)
+    assert torch.allclose(expand_gram_diagonal(x, layer), (a**2).sum(0), atol=1e-12)
 
 
 @pytest.mark.parametrize("gram", [True, False])
-@pytest.mark.parametrize("approx", ["expand", "reduce"])
-def test_singd_updates_are_equal_with_tndsl(approx, gram, monkeypatch):
+@pytest.mark.parametrize("approx, structure", [("expand", "dense"), ("reduce", "dense"), ("expand", "diagonal")])
+def test_singd_updates_are_equal_with_tndsl(approx, structure, gram, monkeypatch):
     import tndsl.integrations.singd as adapter
 
     calls = []
-    monkeypatch.setattr(adapter, "expand_gram", lambda x, layer: calls.append(layer) or expand_gram(x, layer))
+    gram_path = expand_gram if structure == "dense" else expand_gram_diagonal
+    monkeypatch.setattr(adapter, gram_path.__name__, lambda x, layer: calls.append(layer) or gram_path(x, layer))
     torch.manual_seed(0)
     model = nn.Sequential(
         nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, (3, 2), stride=2, groups=2, bias=False), nn.ReLU(),
@@ -58,7 +62,7 @@ def test_singd_updates_are_equal_with_tndsl(approx, gram, monkeypatch):
     data = [(torch.randn(6, 3, 8, 8, dtype=torch.float64), torch.randint(0, 5, (6,))) for _ in range(3)]
 
     def train(net: nn.Module) -> None:
-        optimizer = SINGD(net, lr=0.05, kfac_approx=approx, T=1)
+        optimizer = SINGD(net, lr=0.05, kfac_approx=approx, T=1, structures=(structure, structure))
         for x, y in data:
             optimizer.zero_grad()
             nn.functional.cross_entropy(net(x), y).backward()

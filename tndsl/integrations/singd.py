@@ -7,7 +7,9 @@ channel groups, as singd defines them); ``undo()`` of the returned handle restor
 With ``gram=True`` (the default) it also replaces ``SINGD._accumulate_H_terms`` for
 ``Conv2d`` layers under KFAC-expand: the input term ``Kᵀ (a aᵀ) K`` is then formed from
 the Gram matrix ``a aᵀ`` that tndsl computes without the patches (``from_inner2``) instead
-of from the patches ``a`` (``from_inner``); every other layer keeps singd's own method.
+of from the patches ``a`` (``from_inner``), or, for singd's diagonal structure, from the
+Gram matrix's diagonal alone (computed from the squared input and the index pattern summed
+over positions); every other layer keeps singd's own method.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
-from ..curvature.factors import _positions, program
+from ..curvature.factors import _positions, input_sum, program
 
-__all__ = ["use_tndsl", "extract_patches", "extract_averaged_patches", "expand_gram", "Patched"]
+__all__ = ["use_tndsl", "extract_patches", "extract_averaged_patches", "expand_gram", "expand_gram_diagonal", "Patched"]
 
 
 def _keywords(kernel_size: Any, stride: Any, padding: Any, dilation: Any, groups: int) -> dict[str, Any]:
@@ -33,18 +35,22 @@ def _keywords(kernel_size: Any, stride: Any, padding: Any, dilation: Any, groups
             "output_padding": (0, 0)}
 
 
+def _group_mean(x: Tensor, groups: int) -> Tensor:
+    """The input averaged over its channel groups (patches are linear in the input, so
+    this gives singd's patches averaged over groups, at 1/groups of the work)."""
+    return x.reshape(x.shape[0], groups, -1, *x.shape[2:]).mean(1) if groups > 1 else x
+
+
 def extract_patches(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any, groups: int) -> Tensor:
     """singd's ``_extract_patches``: ``[n, O1·O2, C_in/groups·K1·K2]``, averaged over groups."""
-    keywords = _keywords(kernel_size, stride, padding, dilation, groups)
-    u = program().U2(x, **keywords)  # [n, (g c k1 k2), (o1 o2)]
-    n, _, positions = u.shape
-    return u.reshape(n, groups, -1, positions).mean(1).transpose(1, 2)
+    u = program().U2(_group_mean(x, groups), **_keywords(kernel_size, stride, padding, dilation, 1))  # [n, (c k1 k2), (o1 o2)]
+    return u.transpose(1, 2)
 
 
 def extract_averaged_patches(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any, groups: int) -> Tensor:
     """singd's ``_extract_averaged_patches``: ``[n, C_in/groups·K1·K2]``, averaged over
     output positions and groups."""
-    return program().Mean2(x, **_keywords(kernel_size, stride, padding, dilation, groups)).mean(1)
+    return program().Mean2(_group_mean(x, groups), **_keywords(kernel_size, stride, padding, dilation, 1))[:, 0]
 
 
 def expand_gram(x: Tensor, layer: nn.Conv2d) -> Tensor:
@@ -52,21 +58,26 @@ def expand_gram(x: Tensor, layer: nn.Conv2d) -> Tensor:
     averaged over groups, a ones column with a bias, divided by √(batch · positions)),
     without forming ``a``: patches are linear in the input, so the group average is taken
     on the input first."""
-    n, groups = x.shape[0], layer.groups
-    mean = x.reshape(n, groups, -1, *x.shape[2:]).mean(1)
+    total = input_sum(layer, x, "expand", layer.bias is not None, group_mean=True)[0]
+    return total / (x.shape[0] * _positions(layer, x))
+
+
+def expand_gram_diagonal(x: Tensor, layer: nn.Conv2d) -> Tensor:
+    """The diagonal of :func:`expand_gram`, from the squared input and the index pattern
+    summed over output positions (no patches, no ``D × D`` matrix)."""
     keywords = _keywords(layer.kernel_size, layer.stride, layer.padding, layer.dilation, 1)
-    gram = program().Expand2(mean, **keywords)[0]
+    diagonal = program().Diag2(_group_mean(x, layer.groups), **keywords)[0]
+    count = x.shape[0] * _positions(layer, x)
     if layer.bias is not None:
-        total = program().Sum2(mean, **keywords)[0]
-        count = torch.tensor([float(n * _positions(layer, x))], dtype=gram.dtype, device=gram.device)
-        gram = torch.cat([torch.cat([gram, total[:, None]], 1), torch.cat([total, count])[None]], 0)
-    return gram / (n * _positions(layer, x))
+        diagonal = torch.cat([diagonal, diagonal.new_full((1,), float(count))])
+    return diagonal / count
 
 
 def _gram_accumulator(original: Callable[..., None]) -> Callable[..., None]:
     """``SINGD._accumulate_H_terms`` with the KFAC-expand ``Conv2d`` input term from
     :func:`expand_gram`; the rest as singd 0.0.5 does it."""
     utils = importlib.import_module("singd.optim.utils")
+    diagonal = importlib.import_module("singd.structures.diagonal").DiagonalMatrix
     dist = torch.distributed
 
     def accumulate(self: Any, module: nn.Module, inputs: tuple[Tensor, ...], grad_output: Tensor) -> None:
@@ -75,10 +86,13 @@ def _gram_accumulator(original: Callable[..., None]) -> Callable[..., None]:
         loss_average = self._get_param_group_entry(module, "loss_average")
         name = self.module_names[module]
         (dtype_K, dtype_C), _ = self._get_preconditioner_dtypes_and_device(module)
-        gram = expand_gram(inputs[0].data.to(dtype_K), module)
+        a = inputs[0].data.to(dtype_K)
         g = utils.process_grad_output(grad_output.data.to(dtype_C), module, loss_average, "expand")
         K, C = self.Ks[name], self.Cs[name]
-        H_K = K.from_inner2(gram)
+        if isinstance(K, diagonal):  # diag(Kᵀ aᵀa K) needs only diag(aᵀa): from_inner's squared row sums
+            H_K = K.from_inner(X=expand_gram_diagonal(a, module).sqrt().unsqueeze(1))
+        else:
+            H_K = K.from_inner2(expand_gram(a, module))
         previous = self._get_grad_scale(self.steps - 1)
         if previous != 1.0:
             g = g / math.sqrt(previous)
