@@ -280,8 +280,8 @@ def test_a_pair_summed_over_a_middle_block_is_one_matrix_product(weight):
         f"Y[n, r, h, w] = X[n, c, e, h, w] * {weight}\nZ[h, r, n, w] = X[n, c, e, h, w] * {weight}\n"
     )
     program = tndsl.compile(text)
-    x = torch.randn(3, 4, 2, 5, 7, dtype=torch.float64)
-    w = torch.randn(6, 4, 2, dtype=torch.float64) if weight.startswith("W[r") else torch.randn(4, 2, 6, dtype=torch.float64)
+    x = torch.randn(3, 8, 4, 9, 11, dtype=torch.float64)  # large enough for a copy of X to matter
+    w = torch.randn(6, 8, 4, dtype=torch.float64) if weight.startswith("W[r") else torch.randn(8, 4, 6, dtype=torch.float64)
     rce = w if weight.startswith("W[r") else w.permute(2, 0, 1)
     for name, equation in (("Y", "nrhw"), ("Z", "hrnw")):
         plan = program[name].plan(x, w)

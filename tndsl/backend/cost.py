@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
-__all__ = ["shape_of", "flops_of", "einsum_layout", "Shape", "BYTE_FLOPS", "INDEX_FLOPS", "OP_FLOPS", "FOLD_ELEMENT_FLOPS", "CONV_ELEMENT_FLOPS", "VIEWS"]
+__all__ = ["shape_of", "flops_of", "einsum_layout", "copy_is_negligible", "Shape", "BYTE_FLOPS", "INDEX_FLOPS", "OP_FLOPS", "FOLD_ELEMENT_FLOPS", "CONV_ELEMENT_FLOPS", "VIEWS"]
 
 Shape = tuple[int, ...]
 
@@ -201,6 +201,12 @@ def _einsum_flops(x: Sequence[Shape], p: dict, out: Shape) -> float:
     inputs, _ = p["equation"].split("->")
     sizes = {c: v for spec, shape in zip(inputs.split(","), x) for c, v in zip(spec, shape)}
     return 2.0 * math.prod(sizes.values()) if len(x) > 1 else float(math.prod(x[0]))
+
+
+def copy_is_negligible(elements: int, itemsize: int) -> bool:
+    """Whether copying ``elements`` (read and written) costs less than a sixteenth of one
+    op's dispatch (:data:`OP_FLOPS`): then no layout is worth searching for."""
+    return 2 * elements * itemsize * BYTE_FLOPS < OP_FLOPS / 16
 
 
 def einsum_layout(x: Sequence[Shape], equation: str) -> tuple[int, int]:

@@ -25,7 +25,7 @@ import torch
 
 from ..ir import Kind, Network, Term, TnNotSupportedError
 from .constants import MAX_CONSTANT_BYTES, ConstantCache
-from .cost import einsum_layout
+from .cost import copy_is_negligible, einsum_layout
 from .dtypes import AUTOCAST_PRIMS, casts_result
 from .einsum import MAX_LETTERS, einsum_equation
 from .lower import Operand, PatternUse, gram, lower
@@ -427,7 +427,10 @@ def _pair(a: Operand, b: Operand, labels: tuple[str, ...], ops: OpList, sizes: M
         return Operand(labels, make=lambda: torch.einsum(equation, a.value, b.value), key=key)
     inputs = {id(op): _var(op, ops, sizes) for op in (a, b)}
     shapes = {id(op): ops.shape(inputs[id(op)]) for op in (a, b)}
-    left, right, order, equation, (copies, _) = _einsum_layout(a, b, labels, shapes)
+    if copy_is_negligible(sum(math.prod(shape) for shape in shapes.values()), ops.itemsize):
+        left, right, order, equation, copies = a, b, labels, einsum_equation([a.labels, b.labels], labels), 0
+    else:
+        left, right, order, equation, (copies, _) = _einsum_layout(a, b, labels, shapes)
     product = _matrix_product(a, b, labels, sizes) if copies else None
     if product is not None:  # priced against the einsum with its copy, in separate lists
         trials = []
