@@ -28,7 +28,7 @@ from .params import Unbuilt, Variants, normalize
 from .plan import plan
 from .signature import Signature, promote
 from .tracing import (
-    hint, new_handle, outside_modes, publish, specialise, standin, symbolic, traced_call, under_mode, with_constants,
+    hint, jit_traced_sizes, new_handle, outside_modes, publish, specialise, standin, symbolic, traced_call, under_mode, with_constants,
     withdraw,
 )
 
@@ -177,7 +177,8 @@ class Function:
                 raise self._unsupported(error, args, kwargs) from None
         tensors, keywords = self._bind(args, kwargs)
         try:
-            function = self._planned(tensors, keywords)
+            with jit_traced_sizes():
+                function = self._planned(tensors, keywords)
             if key is not None:
                 positions = {n: i for i, n in enumerate(self.inputs[: len(args)])}
                 order = [positions.get(n, n) for n in self.inputs]
@@ -288,7 +289,7 @@ class Function:
     def _planned(self, tensors: list[torch.Tensor], keywords: dict[str, int]) -> Any:
         """The compiled function for this call signature (and autocast state), planned once and cached."""
         autocast = autocast_dtype(tensors[0].device) if tensors else None
-        signature = (tuple((t.shape, t.dtype, t.device) for t in tensors), tuple(keywords.items()), autocast)
+        signature = (tuple((tuple(map(int, t.shape)), t.dtype, t.device) for t in tensors), tuple(keywords.items()), autocast)
         entry = self._cache.get(signature)
         if entry is None:
             entry = self._cache[signature] = self._compile(tensors, keywords)

@@ -23,8 +23,10 @@ between compiles would become symbolic).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import types
+import warnings
 import weakref
 from contextlib import AbstractContextManager
 from typing import Any, Callable, Iterable
@@ -33,7 +35,7 @@ import torch
 from torch.fx.experimental.symbolic_shapes import guard_int, has_static_value, is_concrete_int, optimization_hint
 from torch.utils._python_dispatch import _disable_current_modes, _get_current_dispatch_mode_stack
 
-__all__ = ["new_handle", "under_mode", "traced_call", "outside_modes", "standin", "hint", "symbolic", "specialise",
+__all__ = ["new_handle", "under_mode", "jit_traced_sizes", "traced_call", "outside_modes", "standin", "hint", "symbolic", "specialise",
            "with_constants", "publish", "withdraw"]
 
 _COUNTER = itertools.count()
@@ -66,6 +68,19 @@ def new_handle(owner: Any) -> str:
     handle = f"tndsl-{next(_COUNTER)}"
     _LIVE[handle] = owner
     return handle
+
+
+@contextlib.contextmanager
+def jit_traced_sizes():
+    """Under ``torch.jit.trace`` sizes are traced 0-d tensors: planning reads them as the
+    constants they are (traces are shape-specialised), so its TracerWarnings — one per
+    size the planner looks at — are silenced; outside a trace, nothing changes."""
+    if not torch.jit.is_tracing():
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        yield
 
 
 def under_mode() -> bool:
