@@ -26,7 +26,7 @@ import torch
 import tndsl
 from tndsl.tools.check import parse_check_lines
 
-__all__ = ["chain", "grid", "star", "main"]
+__all__ = ["chain", "grid", "main", "random_regular", "star"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,7 +109,7 @@ def star(n: int) -> tuple[str, list[tuple[int, ...]]]:
     return text, [(3, 2)] * n
 
 
-def _random_regular(n: int, seed: int = 0) -> tuple[str, list[tuple[int, ...]]]:
+def random_regular(n: int, seed: int = 0) -> tuple[str, list[tuple[int, ...]]]:
     rng = random.Random(seed)
     stubs = [k for k in range(n) for _ in range(3)]
     rng.shuffle(stubs)
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, (text, shapes) in [
         *((f"chain of {n}", chain(n)) for n in (50, 100, 200, 400)),
         *((f"grid {s}×{s} ({s * s} tensors)", grid(s)) for s in (7, 10, 14, 20)),
-        *((f"random 3-regular, {n} tensors", _random_regular(n)) for n in (16, 30)),
+        *((f"random 3-regular, {n} tensors", random_regular(n)) for n in (16, 30)),
         *((f"one leg shared by {n} tensors", star(n)) for n in (100, 400)),
     ]:
         ours, theirs, ratio = _compare(text, shapes)

@@ -16,28 +16,11 @@ import torch
 import torch.nn.functional as F
 
 import tndsl
+from bench.open_world import CP, TUCKER
+from bench.planning import random_regular
 from tndsl.backend.paths import greedy, optimal
 
 ROOT = Path(__file__).resolve().parent.parent
-
-TUCKER = """
-input X[n, c, i, j]
-input U[c, r]
-input G[r, s, k, l]
-input V[s, d]
-pattern P = conv(padding=1)
-Y[n, d, o, p] = X[n, c, i, j] * U[c, r] * P[i, o, k] * P[j, p, l] * G[r, s, k, l] * V[s, d]
-"""
-
-CP = """
-input X[n, c, i, j]
-input A[c, r]
-input Bk[r, k]
-input Bl[r, l]
-input D[r, d]
-pattern P = conv(padding=1)
-Y[n, d, o, p] = X[n, c, i, j] * A[c, r] * P[i, o, k] * Bk[r, k] * P[j, p, l] * Bl[r, l] * D[r, d]
-"""
 
 
 def _conv_ops(plan):
@@ -123,7 +106,7 @@ def test_fold_equals_dense(s, p, d, col2im, monkeypatch):
     monkeypatch.setattr(lower, "_fold_matmuls", only)
     text = FOLD.format(s=s, p=p, d=d)
     lowered, dense = tndsl.compile(text, lowering="always"), tndsl.compile(text, lowering=False)
-    spec = tndsl.PatternSpec.create(stride=s, padding=eval(p), dilation=d)  # noqa: S307 - a literal from the grid
+    spec = tndsl.PatternSpec.create(stride=s, padding=eval(p), dilation=d)
     for i1, i2 in [(7, 8), (10, 6)]:
         o1, o2 = spec.out_size(i1, 3), spec.out_size(i2, 2)
         if min(o1, o2) < 1:
@@ -184,26 +167,12 @@ def test_plans_do_not_depend_on_the_hash_seed(tmp_path):
     assert len(digests) == 1
 
 
-def _random_network(n: int, seed: int) -> tuple[str, list[int]]:
-    """A random 3-regular network (cotengra's kind of generator), closed: a scalar."""
-    rng = random.Random(seed)
-    stubs = [k for k in range(n) for _ in range(3)]
-    rng.shuffle(stubs)
-    legs: dict[int, list[str]] = {k: [] for k in range(n)}
-    for e in range(len(stubs) // 2):
-        legs[stubs[2 * e]].append(f"e{e}")
-        legs[stubs[2 * e + 1]].append(f"e{e}")
-    lines = [f"input T{k}[{', '.join(f'x{j}' for j in range(len(legs[k])))}]" for k in range(n)]
-    lines.append("R[] = " + " * ".join(f"T{k}[{', '.join(legs[k])}]" for k in range(n)))
-    return "\n".join(lines), [len(legs[k]) for k in range(n)]
-
-
 @pytest.mark.parametrize("n", [8, 16, 30])
 def test_random_networks_plan_fast_and_right(n):
-    text, ranks = _random_network(n, seed=n)
+    text, shapes = random_regular(n, seed=n)
     program = tndsl.compile(text)
     generator = torch.Generator().manual_seed(n)
-    args = [torch.rand(*[2] * r, generator=generator, dtype=torch.float64) for r in ranks]
+    args = [torch.rand(*shape, generator=generator, dtype=torch.float64) for shape in shapes]
     start = time.perf_counter()
     value = program.R(*args)
     assert time.perf_counter() - start < 0.5
