@@ -34,24 +34,24 @@ import ctypes
 import gc
 import importlib
 import json
-import multiprocessing
 import re
 import shutil
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from bench.models import MODELS
-from bench.run import _status_kib, _version, machine_info, set_precision
+from bench.run import _status_kib, _version, in_child, machine_info, set_precision
 from tndsl.integrations.singd import use_tndsl
 
-__all__ = ["main", "run_model", "build", "table", "section", "refresh", "VARIANTS", "SIZES", "PAPER"]
+__all__ = ["PAPER", "SIZES", "VARIANTS", "build", "main", "refresh", "run_model", "section", "table"]
 
 #: Variant → (label, SINGD's kfac_approx or None for SGD, whether tndsl's factors are used).
 VARIANTS: dict[str, tuple[str, str | None, bool]] = {
@@ -170,31 +170,9 @@ def _peak_mib(model_name: str, variant: str, device: str, size: str, threads: in
     return (_status_kib("VmHWM") - base) / 1024
 
 
-def _child(function: Callable[..., Any], args: tuple, conn: Any) -> None:
-    try:
-        conn.send(function(*args))
-    except Exception as error:  # reported in the parent
-        conn.send(f"error: {type(error).__name__}: {error}")
-
-
-def _in_child(function: Callable[..., Any], *args: Any) -> Any:
-    """``function(*args)`` in a fresh spawned process (its memory is its own)."""
-    ctx = multiprocessing.get_context("spawn")
-    receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child, args=(function, args, send))
-    child.start()
-    send.close()
-    try:
-        result = receive.recv()
-    except EOFError:
-        result = "error: the child process died"
-    child.join()
-    return result
-
-
 def run_model(model_name: str, variants: list[str], device: str, size: str, rounds: int, threads: int) -> list[dict[str, Any]]:
     """One row per variant: median step time, × SGD, peak memory and × SGD's."""
-    times = _in_child(_time_model, model_name, variants, device, size, rounds, threads)
+    times = in_child(_time_model, model_name, variants, device, size, rounds, threads)
     if isinstance(times, str):
         raise RuntimeError(f"{model_name}: {times}")
     rows = []
@@ -203,7 +181,7 @@ def run_model(model_name: str, variants: list[str], device: str, size: str, roun
         row["times_ms"] = [1e3 * t for t in times[v]]
         row["median_ms"] = statistics.median(row["times_ms"])
         row["time_x_sgd"] = statistics.median(t / s for t, s in zip(times[v], times["sgd"])) if "sgd" in times else None
-        peak = _in_child(_peak_mib, model_name, v, device, size, threads)
+        peak = in_child(_peak_mib, model_name, v, device, size, threads)
         row["peak_mib"] = peak if isinstance(peak, float) else None
         row["error"] = peak if isinstance(peak, str) else None
         rows.append(row)
@@ -297,7 +275,7 @@ def refresh(docs: Path, results: dict[str, Any], plot_path: Path) -> None:
     text = docs.read_text(encoding="utf-8")
     if start not in text:
         raise SystemExit(f"{docs} has no {start} … {end} section")
-    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
     docs.write_text(pattern.sub(lambda _: f"{start}\n{section(results, image)}{end}", text), encoding="utf-8")
 
 
@@ -366,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device cuda: torch sees no CUDA device")
     if args.factors:
         for name in models:
-            totals = _in_child(factor_times, name, args.size)
+            totals = in_child(factor_times, name, args.size)
             print(f"{name}, batch {SIZES[args.size][0]} of {SIZES[args.size][1]}²: "
                   + ", ".join(f"{k} {v:.1f} ms" for k, v in totals.items()))
         return 0

@@ -27,15 +27,16 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from bench.cases import CASES, VARIANTS, Case, SkipVariant, tiny
 
-__all__ = ["main", "run_case", "run_suite", "smoke", "set_precision", "machine_info", "write_results", "run_info", "table"]
+__all__ = ["in_child", "machine_info", "main", "run_case", "run_info", "run_suite", "set_precision", "smoke", "table", "write_results"]
 
 MIN_ROUNDS = 3
 """Rounds run even past the per-case time budget."""
@@ -121,37 +122,47 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def _child_peak(case: Case, size: str, variant: str, conn: Any) -> None:
-    """In a fresh process: set up, call once, then measure one more call's RSS peak."""
+def _peak_of_one_call(case: Case, size: str, variant: str) -> float:
+    """In a fresh process: set up, call once, then measure one more call's RSS peak (MiB)."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, 1 << 16)  # M_MMAP_THRESHOLD: big buffers are mmapped...
+    libc.mallopt(-1, 1 << 16)  # M_TRIM_THRESHOLD: ...and the heap is trimmed on free
+    set_precision()
+    fn = VARIANTS[variant](case, case.inputs(size, "cpu"))
+    fn()
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # resets the peak RSS (VmHWM)
+    base = _status_kib("VmRSS")
+    fn()
+    return (_status_kib("VmHWM") - base) / 1024
+
+
+def _child(function: Callable[..., Any], args: tuple, conn: Any) -> None:
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 1 << 16)  # M_MMAP_THRESHOLD: big buffers are mmapped...
-        libc.mallopt(-1, 1 << 16)  # M_TRIM_THRESHOLD: ...and the heap is trimmed on free
-        set_precision()
-        fn = VARIANTS[variant](case, case.inputs(size, "cpu"))
-        fn()
-        gc.collect()
-        Path("/proc/self/clear_refs").write_text("5")  # resets the peak RSS (VmHWM)
-        base = _status_kib("VmRSS")
-        fn()
-        conn.send((_status_kib("VmHWM") - base) / 1024)
+        conn.send(function(*args))
     except Exception as error:  # reported in the parent's row
         conn.send(_error(error))
 
 
-def _cpu_peak_mib(case: Case, size: str, variant: str) -> float | str:
-    """Extra peak RSS of one call, measured in a spawned child process."""
+def in_child(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` in a fresh spawned process (its memory is its own); a failure
+    comes back as an ``"error: ..."`` string."""
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child_peak, args=(case, size, variant, send))
+    child = ctx.Process(target=_child, args=(function, args, send))
     child.start()
     send.close()
     try:
         result = receive.recv()
     except EOFError:
-        result = "error: memory child died"
+        result = "error: the child process died"
     child.join()
     return result
+
+
+def _cpu_peak_mib(case: Case, size: str, variant: str) -> float | str:
+    """Extra peak RSS of one call, measured in a spawned child process."""
+    return in_child(_peak_of_one_call, case, size, variant)
 
 
 def _shapes(case: Case, size: str) -> str:
