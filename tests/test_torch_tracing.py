@@ -3,6 +3,7 @@ batch without recompiling) on a fresh program, and torch.jit.trace of a function
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,15 @@ def test_torch_export_non_strict_with_a_dynamic_batch():
         x = torch.randn(n, 3, 9, 10)
         for got, expected in zip(exported(x), block(x)):
             torch.testing.assert_close(got, expected)
+
+
+def test_jit_trace_plans_with_int_sizes_quietly():
+    """Traced sizes are read as the constants they are: no TracerWarning from planning,
+    one plan (keyed by int sizes) shared with plain calls."""
+    conv = tndsl.load(CONV)
+    x, w, b = _args()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        traced = torch.jit.trace(conv.Y2, (x, w, b))
+    torch.testing.assert_close(traced(x, w, b), conv.Y2(x, w, b))
+    assert len(conv.Y2._cache) == 1
