@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import tndsl
-from bench.open_world import CP, TUCKER
+from bench.open_world import CP, SHUFFLE, TUCKER
 from bench.planning import random_regular
 from tndsl.backend.paths import greedy, optimal
 
@@ -127,15 +127,8 @@ def test_fold_matches_torch():
 
 
 def test_pixel_shuffle_is_a_reshape():
-    text = """
-input X[n, (c k1 k2), h, w]
-size k1 = 2
-size k2 = 2
-pattern P = conv(stride=2)
-Y[n, c, H, W] = X[n, c, k1, k2, h, w] * P[H, h, k1] * P[W, w, k2]
-"""
     x = torch.randn(2, 12, 5, 6)
-    program = tndsl.compile(text)
+    program = tndsl.compile(SHUFFLE)
     plan = program.Y.plan(x)
     assert {op.prim for op in plan.ops} <= {"reshape", "permute"}
     assert torch.equal(program.Y(x), F.pixel_shuffle(x, 2))
